@@ -1,0 +1,251 @@
+// modgraph/context/context.h — the request context: typed keys, immutable
+// contexts, and the one thread-local anchor that says which context is current.
+//
+// This is C++'s AsyncLocalStorage. A `Context` is an immutable, ref-counted set
+// of values addressed by typed `Key`s. `run(ctx, fn)` makes `ctx` current for the
+// duration of `fn` and restores the previous context on return or exception.
+// A child made with `with(key, value)` overrides one value and leaves its parent
+// untouched (replace, not mutate). Contexts do not follow work into callbacks,
+// threads or coroutines by themselves: carry them with `bind()`, `snapshot()`,
+// or the helpers in asio.h and thread.h.
+//
+//   inline const modgraph::Key<std::string> kLocale;
+//
+//   auto page = modgraph::run(modgraph::with(kLocale, std::string("fr")), [] {
+//     const std::string* locale = modgraph::get(kLocale);  // "fr"
+//     return render(*locale);
+//   });
+//   // Here get(kLocale) is back to whatever it was before run().
+//
+// Cost: `get()` is one thread-local load plus two dependent loads, inline in the
+// caller; `run()` with an existing context is two thread-local stores. `with()`
+// allocates once and copies the parent's slot pointers.
+//
+// The thread-local anchor lives once, in modgraph_core: every dlopen'd module
+// copy that links the core reads the same anchor.
+#pragma once
+
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+namespace modgraph {
+
+class Context;
+template <class T>
+class Key;
+
+namespace context_internal {
+
+struct RequestState;  // request_context.h
+
+// A value held by one context. The virtual destructor lives in the code that
+// created the value (host or module copy); that code must outlive the context.
+struct ValueBox {
+  virtual ~ValueBox() = default;
+};
+
+template <class T>
+struct TypedBox final : ValueBox {
+  template <class... A>
+  explicit TypedBox(A&&... args) : value(std::forward<A>(args)...) {}
+  T value;
+};
+
+// The shared representation of a Context. Slot pointers are followed directly by
+// the ValueBox* array (allocated in one block). Boxes are owned by the rep that
+// introduced them; children borrow them and keep their parent alive.
+struct ContextRep {
+  std::atomic<std::uint32_t> refs{1};
+  std::uint32_t size = 0;           // number of slots that follow
+  std::uint64_t request_id = 0;     // 0 outside a request scope
+  RequestState* request = nullptr;  // the unified request context, if any
+  ContextRep* parent = nullptr;     // strong reference
+  ValueBox* own_value = nullptr;    // the box this rep introduced
+  RequestState* own_request = nullptr;
+
+  ValueBox* const* slots() const noexcept { return reinterpret_cast<ValueBox* const*>(this + 1); }
+  ValueBox** slots() noexcept { return reinterpret_cast<ValueBox**>(this + 1); }
+};
+
+// The anchor. constinit keeps the compiler from emitting a TLS init wrapper, so a
+// read is a plain %fs-relative load in the host (initial-exec) and a TLS
+// descriptor call in a PIC module.
+extern constinit thread_local ContextRep* tls_current;
+
+void release(ContextRep* rep) noexcept;
+inline void retain(ContextRep* rep) noexcept {
+  if (rep != nullptr) rep->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Allocates a child of `parent` (may be null) whose slot `index` holds `box`;
+// takes ownership of `box` even when it throws.
+ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box);
+// Allocates a child of `parent` that is the root of a unified request scope.
+ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::uint64_t id);
+
+// Key slot registry. Anonymous keys get a fresh index; named keys get the same
+// index for the same name in every module copy (type checked, throws
+// std::logic_error on a mismatch).
+std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t align,
+                           const char* type_name);
+
+// typeid(T).name() carries a '*' prefix for types local to one shared object;
+// strip it so module copies compare equal.
+inline const char* portable_type_name(const std::type_info& info) noexcept {
+  const char* name = info.name();
+  return name[0] == '*' ? name + 1 : name;
+}
+
+// Makes `rep` current until destroyed; borrows, does not retain.
+class ScopeGuard {
+ public:
+  explicit ScopeGuard(ContextRep* rep) noexcept : saved_(tls_current) { tls_current = rep; }
+  ~ScopeGuard() { tls_current = saved_; }
+  ScopeGuard(const ScopeGuard&) = delete;
+  ScopeGuard& operator=(const ScopeGuard&) = delete;
+
+ private:
+  ContextRep* saved_;
+};
+
+}  // namespace context_internal
+
+// A typed key. Construct once (namespace scope, `inline` or `static`); each key
+// owns one slot index. A key constructed with a name shares its slot with every
+// other key of that name and type, including those in other module copies.
+template <class T>
+class Key {
+ public:
+  Key()
+      : index_(context_internal::register_key({}, sizeof(T), alignof(T),
+                                              context_internal::portable_type_name(typeid(T)))) {}
+  explicit Key(std::string_view name)
+      : index_(context_internal::register_key(name, sizeof(T), alignof(T),
+                                              context_internal::portable_type_name(typeid(T)))) {}
+  Key(const Key&) = delete;
+  Key& operator=(const Key&) = delete;
+
+  std::uint32_t index() const noexcept { return index_; }
+
+ private:
+  std::uint32_t index_;
+};
+
+// An immutable, ref-counted set of values; cheap to copy (one atomic increment).
+// The default-constructed Context is the empty context (no values, no request).
+class Context {
+ public:
+  Context() noexcept = default;
+  Context(const Context& other) noexcept : rep_(other.rep_) { context_internal::retain(rep_); }
+  Context(Context&& other) noexcept : rep_(std::exchange(other.rep_, nullptr)) {}
+  Context& operator=(Context other) noexcept {
+    std::swap(rep_, other.rep_);
+    return *this;
+  }
+  ~Context() { context_internal::release(rep_); }
+
+  // The value of `key` in this context, or nullptr.
+  template <class T>
+  const T* get(const Key<T>& key) const noexcept {
+    return lookup(rep_, key);
+  }
+
+  // A child context in which `key` holds `value`; this context is unchanged.
+  template <class T, class U>
+  [[nodiscard]] Context with(const Key<T>& key, U&& value) const {
+    auto* box = new context_internal::TypedBox<T>(std::forward<U>(value));
+    return Context(context_internal::make_child(rep_, key.index(), box));
+  }
+
+  bool empty() const noexcept { return rep_ == nullptr; }
+  friend bool operator==(const Context& a, const Context& b) noexcept { return a.rep_ == b.rep_; }
+
+  // For the layer's own helpers: the shared representation (borrowed).
+  context_internal::ContextRep* rep() const noexcept { return rep_; }
+  // Takes ownership of one reference to `rep`.
+  explicit Context(context_internal::ContextRep* rep) noexcept : rep_(rep) {}
+
+  template <class T>
+  static const T* lookup(const context_internal::ContextRep* rep, const Key<T>& key) noexcept {
+    if (rep == nullptr || key.index() >= rep->size) return nullptr;
+    context_internal::ValueBox* box = rep->slots()[key.index()];
+    return box == nullptr ? nullptr : &static_cast<context_internal::TypedBox<T>*>(box)->value;
+  }
+
+ private:
+  context_internal::ContextRep* rep_ = nullptr;
+};
+
+// The current context (a new reference; empty outside any scope).
+inline Context current() noexcept {
+  context_internal::retain(context_internal::tls_current);
+  return Context(context_internal::tls_current);
+}
+
+// Same as current(); reads better where the point is to carry it elsewhere.
+inline Context snapshot() noexcept { return current(); }
+
+// The value of `key` in the current context, or nullptr. No allocation, no
+// reference counting: valid while the current scope lasts.
+template <class T>
+const T* get(const Key<T>& key) noexcept {
+  return Context::lookup(context_internal::tls_current, key);
+}
+
+// A child of the current context in which `key` holds `value`.
+template <class T, class U>
+[[nodiscard]] Context with(const Key<T>& key, U&& value) {
+  return current().with(key, std::forward<U>(value));
+}
+
+// Runs `fn` with `ctx` current and returns its result. The previous context is
+// restored on return and on exception. `ctx` must outlive the call (it does
+// when passed as a temporary or a local).
+template <class F>
+decltype(auto) run(const Context& ctx, F&& fn) {
+  context_internal::ScopeGuard guard(ctx.rep());
+  return std::invoke(std::forward<F>(fn));
+}
+
+// A callable that runs `fn` in the context captured at construction.
+template <class F>
+class ContextBound {
+ public:
+  ContextBound(Context ctx, F fn) : ctx_(std::move(ctx)), fn_(std::move(fn)) {}
+
+  template <class... A>
+  requires std::invocable<F&, A...>
+  decltype(auto) operator()(A&&... args) {
+    context_internal::ScopeGuard guard(ctx_.rep());
+    return std::invoke(fn_, std::forward<A>(args)...);
+  }
+  template <class... A>
+  requires std::invocable<const F&, A...>
+  decltype(auto) operator()(A&&... args) const {
+    context_internal::ScopeGuard guard(ctx_.rep());
+    return std::invoke(fn_, std::forward<A>(args)...);
+  }
+
+  const Context& context() const noexcept { return ctx_; }
+  F& target() noexcept { return fn_; }
+  const F& target() const noexcept { return fn_; }
+
+ private:
+  Context ctx_;
+  F fn_;
+};
+
+// Wraps `fn` so that it runs in the current context wherever it is invoked.
+template <class F>
+[[nodiscard]] ContextBound<std::decay_t<F>> bind(F&& fn) {
+  return {current(), std::forward<F>(fn)};
+}
+
+}  // namespace modgraph

@@ -1,0 +1,165 @@
+// modgraph/context/request_context.h — the unified request context and state
+// kinds: one request scope that holds every kind of per-request state.
+//
+// Instead of one nested scope per module (head, router, i18n, cache, ...), a
+// request enters a single unified scope. Each module declares a `StateKind` once;
+// its state is created lazily the first time the kind is read inside the scope
+// and destroyed with the request context. Outside the unified scope a kind falls
+// back to its own standalone scope (`run_standalone`), and outside both,
+// `get()` returns nullptr so the caller uses its module-level default.
+//
+//   struct HeadState { std::vector<std::string> children; };
+//   inline const modgraph::StateKind<HeadState> kHeadState{"head"};
+//
+//   std::vector<std::string>& head_children() {
+//     if (HeadState* s = kHeadState.get()) return s->children;  // this request's
+//     return g_default_head_children;                           // module-level default
+//   }
+//
+//   auto req = modgraph::RequestContext::create(request_id);
+//   modgraph::run_request(req, [] { head_children().push_back("<title>x</title>"); });
+//
+// Kinds are registered by name in modgraph_core: every module copy that declares
+// `StateKind<HeadState>{"head"}` gets the same index, so a request's head state is
+// shared by all copies. Reading a kind is an array index, flat in the number of
+// kinds. Lifetime: a state object is destroyed when its request context is
+// destroyed, by the code of the module copy that created it; that copy must stay
+// loaded until then.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+#include <utility>
+
+#include "modgraph/context/context.h"
+
+namespace modgraph {
+
+namespace context_internal {
+
+// The unified scope has room for this many state kinds; registering more throws.
+inline constexpr std::uint32_t kMaxStateKinds = 64;
+
+struct StateHolder {
+  virtual ~StateHolder() = default;
+};
+
+template <class T>
+struct TypedState final : StateHolder {
+  T value{};
+};
+
+// Owned by the root context of one request scope.
+struct RequestState {
+  explicit RequestState(std::uint64_t request_id) noexcept : id(request_id) {}
+  ~RequestState();  // destroys the states, last kind first
+  RequestState(const RequestState&) = delete;
+  RequestState& operator=(const RequestState&) = delete;
+
+  std::uint64_t id;
+  std::atomic<StateHolder*> states[kMaxStateKinds]{};
+};
+
+// Same index for the same name in every module copy; throws std::logic_error on
+// a size/alignment/type mismatch or when kMaxStateKinds is exceeded.
+std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
+                                  const char* type_name);
+
+}  // namespace context_internal
+
+// One request's unified context: its id and every state kind's instance. A
+// cheap, copyable handle; the states live until the last copy (and every
+// context derived from it, e.g. by snapshot() in pending work) is gone.
+class RequestContext {
+ public:
+  // A request context with this id (must not be 0). It inherits the values of
+  // the context current at creation.
+  static RequestContext create(std::uint64_t id);
+  // Same, with an id from a process-wide counter.
+  static RequestContext create();
+
+  std::uint64_t id() const noexcept { return ctx_.empty() ? 0 : ctx_.rep()->request_id; }
+  // The context run_request() installs; derive children from it with with().
+  const Context& context() const noexcept { return ctx_; }
+
+ private:
+  explicit RequestContext(Context ctx) noexcept : ctx_(std::move(ctx)) {}
+  Context ctx_;
+};
+
+// Runs `fn` inside the unified request scope of `req` and returns its result.
+template <class F>
+decltype(auto) run_request(const RequestContext& req, F&& fn) {
+  return run(req.context(), std::forward<F>(fn));
+}
+
+// The current request's id, or 0 outside any request scope. Two loads, inline.
+inline std::uint64_t current_request_id() noexcept {
+  const context_internal::ContextRep* rep = context_internal::tls_current;
+  return rep == nullptr ? 0 : rep->request_id;
+}
+
+inline bool in_request_scope() noexcept { return current_request_id() != 0; }
+
+// A kind of per-request state, identified by name across module copies.
+// Construct once per module copy, at namespace scope.
+template <class T>
+class StateKind {
+ public:
+  explicit StateKind(std::string_view name)
+      : index_(context_internal::register_state_kind(
+            name, sizeof(T), alignof(T), context_internal::portable_type_name(typeid(T)))),
+        standalone_(std::string("modgraph.standalone.") + std::string(name)),
+        name_(name) {}
+  StateKind(const StateKind&) = delete;
+  StateKind& operator=(const StateKind&) = delete;
+
+  // This request's instance inside a unified scope (created on first access),
+  // else the active standalone scope's instance, else nullptr.
+  T* get() const {
+    const context_internal::ContextRep* rep = context_internal::tls_current;
+    if (rep == nullptr) return nullptr;
+    if (context_internal::RequestState* request = rep->request; request != nullptr) {
+      context_internal::StateHolder* held = request->states[index_].load(std::memory_order_acquire);
+      return held != nullptr ? &static_cast<context_internal::TypedState<T>*>(held)->value
+                             : create(*request);
+    }
+    T* const* standalone = Context::lookup(rep, standalone_);
+    return standalone == nullptr ? nullptr : *standalone;
+  }
+
+  // Runs `fn` in a standalone scope of this kind only, where get() returns
+  // &state unless a unified scope is current. For code that runs outside the
+  // unified scope (background work, tools); one allocation per call.
+  template <class F>
+  decltype(auto) run_standalone(T& state, F&& fn) const {
+    return run(current().with(standalone_, &state), std::forward<F>(fn));
+  }
+
+  std::uint32_t index() const noexcept { return index_; }
+  std::string_view name() const noexcept { return name_; }
+
+ private:
+  // First access in this request; two threads of one request may race here, the
+  // loser's object is discarded.
+  [[gnu::noinline]] T* create(context_internal::RequestState& request) const {
+    auto* fresh = new context_internal::TypedState<T>();
+    context_internal::StateHolder* expected = nullptr;
+    if (request.states[index_].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
+                                                       std::memory_order_acquire)) {
+      return &fresh->value;
+    }
+    delete fresh;
+    return &static_cast<context_internal::TypedState<T>*>(expected)->value;
+  }
+
+  std::uint32_t index_;
+  Key<T*> standalone_;
+  std::string name_;
+};
+
+}  // namespace modgraph

@@ -1,0 +1,40 @@
+#include "modgraph/context/request_context.h"
+
+#include <atomic>
+#include <stdexcept>
+
+#include "named_registry.h"
+
+namespace modgraph {
+namespace context_internal {
+
+RequestState::~RequestState() {
+  for (std::uint32_t i = kMaxStateKinds; i-- > 0;) {
+    delete states[i].load(std::memory_order_acquire);
+  }
+}
+
+std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
+                                  const char* type_name) {
+  if (name.empty()) throw std::logic_error("modgraph: a state kind needs a non-empty name");
+  static auto* registry = new NamedRegistry("state kind", kMaxStateKinds);
+  return registry->register_name(name, size, align, type_name);
+}
+
+}  // namespace context_internal
+
+RequestContext RequestContext::create(std::uint64_t id) {
+  if (id == 0) {
+    throw std::invalid_argument("modgraph: request id 0 is reserved for 'no request scope'");
+  }
+  auto* state = new context_internal::RequestState(id);
+  return RequestContext(
+      Context(context_internal::make_request_root(context_internal::tls_current, state, id)));
+}
+
+RequestContext RequestContext::create() {
+  static std::atomic<std::uint64_t> next_id{1};
+  return create(next_id.fetch_add(1, std::memory_order_relaxed));
+}
+
+}  // namespace modgraph

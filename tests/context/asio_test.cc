@@ -1,0 +1,236 @@
+#include "modgraph/context/asio.h"
+
+#include <atomic>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "modgraph/context/request_context.h"
+
+namespace modgraph {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::microseconds;
+
+struct ProbeState {
+  std::uint64_t written_by = 0;
+};
+const StateKind<ProbeState> kProbe{"test.asio.probe"};
+const Key<std::uint64_t> kRequestTag;
+
+// The negative control: a thread-local that nothing restores at resumption.
+thread_local std::uint64_t t_unrestored = 0;
+
+struct Tally {
+  std::atomic<int> completed{0};
+  std::atomic<int> context_mismatches{0};  // the context layer got it wrong
+  std::atomic<int> unrestored_leaks{0};    // the naive thread-local got it wrong
+  std::atomic<int> outside_hits{0};        // work outside any scope saw a request
+  std::atomic<int> outside_checks{0};
+};
+
+bool sees_request(std::uint64_t id) {
+  const std::uint64_t* tag = get(kRequestTag);
+  const ProbeState* probe = kProbe.get();
+  return current_request_id() == id && tag != nullptr && *tag == id && probe != nullptr &&
+         probe->written_by == id;
+}
+
+// One request: write its state, then after every co_await check it reads back
+// only its own.
+asio::awaitable<void> handle_request(std::uint64_t id, std::vector<microseconds> delays,
+                                     Tally& tally) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  if (ProbeState* probe = kProbe.get()) probe->written_by = id;
+  for (microseconds delay : delays) {
+    t_unrestored = id;
+    timer.expires_after(delay);
+    co_await timer.async_wait(asio::use_awaitable);
+    if (!sees_request(id)) ++tally.context_mismatches;
+    if (t_unrestored != id) ++tally.unrestored_leaks;
+  }
+}
+
+// Work outside any scope, interleaved with the requests: it must see none.
+asio::awaitable<void> outside_ticker(std::vector<microseconds> delays, Tally& tally) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (microseconds delay : delays) {
+    timer.expires_after(delay);
+    co_await timer.async_wait(asio::use_awaitable);
+    ++tally.outside_checks;
+    if (in_request_scope() || get(kRequestTag) != nullptr) ++tally.outside_hits;
+  }
+}
+
+// Spawns `requests` interleaving requests (seeded delays of 0–3 ms, three awaits
+// each) plus an unscoped ticker, and runs `io` on `threads` threads.
+void run_interleaved(int requests, int threads, Tally& tally) {
+  asio::io_context io(threads);
+  std::mt19937 rng(20240611);
+  std::uniform_int_distribution<int> delay_us(0, 3000);
+  auto delays = [&](int n) {
+    std::vector<microseconds> out;
+    for (int i = 0; i < n; ++i) out.emplace_back(delay_us(rng));
+    return out;
+  };
+  for (int i = 1; i <= requests; ++i) {
+    const auto id = static_cast<std::uint64_t>(i);
+    const RequestContext req = RequestContext::create(id);
+    run(req.context().with(kRequestTag, id), [&] {
+      modgraph::co_spawn(io, handle_request(id, delays(3), tally),
+                         [&tally, id](std::exception_ptr e) {
+                           if (e || !sees_request(id))
+                             ++tally.context_mismatches;  // completion runs in the scope
+                           ++tally.completed;
+                         });
+    });
+  }
+  asio::co_spawn(io, outside_ticker(delays(20), tally), asio::detached);
+  std::vector<std::jthread> runners;
+  for (int t = 1; t < threads; ++t) runners.emplace_back([&io] { io.run(); });
+  io.run();
+  runners.clear();
+}
+
+TEST(AsioPropagationTest, ThousandRequestsInterleavedOnOneThreadSeeOnlyTheirOwnState) {
+  Tally tally;
+  run_interleaved(1000, 1, tally);
+  EXPECT_EQ(tally.completed, 1000);
+  EXPECT_EQ(tally.context_mismatches, 0);
+  EXPECT_EQ(tally.outside_checks, 20);
+  EXPECT_EQ(tally.outside_hits, 0);
+  // Same interleaving, plain thread_local: proves the scenario detects the bug.
+  EXPECT_GT(tally.unrestored_leaks, 0);
+  EXPECT_FALSE(in_request_scope());
+}
+
+TEST(AsioPropagationTest, ThousandRequestsOnATwoThreadPoolSeeOnlyTheirOwnState) {
+  Tally tally;
+  run_interleaved(1000, 2, tally);
+  EXPECT_EQ(tally.completed, 1000);
+  EXPECT_EQ(tally.context_mismatches, 0);
+  EXPECT_EQ(tally.outside_hits, 0);
+  EXPECT_GT(tally.unrestored_leaks, 0);
+}
+
+TEST(AsioPropagationTest, WorkPostedOutsideAnyScopeSeesNone) {
+  asio::io_context io;
+  const RequestContext req = RequestContext::create(3);
+  bool ran = false;
+  asio::post(io, bind_context([&] {
+               ran = true;
+               EXPECT_FALSE(in_request_scope());
+             }));
+  run_request(req, [&] { io.run(); });  // even when run from inside a scope
+  EXPECT_TRUE(ran);
+}
+
+TEST(AsioPropagationTest, WorkPostedInsideAScopeSeesIt) {
+  asio::io_context io;
+  std::vector<std::uint64_t> seen;
+  const RequestContext req = RequestContext::create(9);
+  run_request(req, [&] {
+    asio::post(io, bind_context([&] { seen.push_back(current_request_id()); }));
+    asio::post(wrap_executor(io.get_executor()), [&] { seen.push_back(current_request_id()); });
+    asio::dispatch(wrap_executor(io.get_executor()), [&] { seen.push_back(current_request_id()); });
+  });
+  asio::post(io, [&] { seen.push_back(current_request_id()); });  // plain, outside
+  io.run();
+  EXPECT_EQ(seen, (std::vector<std::uint64_t>{9, 9, 9, 0}));
+}
+
+TEST(AsioPropagationTest, ExceptionInACoroutineRestoresAndReachesTheCompletion) {
+  asio::io_context io;
+  const RequestContext req = RequestContext::create(5);
+  std::uint64_t seen_in_completion = 0;
+  bool got_exception = false;
+  run_request(req, [&] {
+    modgraph::co_spawn(
+        io,
+        []() -> asio::awaitable<void> {
+          co_await asio::post(asio::use_awaitable);
+          throw std::runtime_error("request failed");
+        },
+        [&](std::exception_ptr e) {
+          got_exception = e != nullptr;
+          seen_in_completion = current_request_id();
+        });
+  });
+  io.run();
+  EXPECT_TRUE(got_exception);
+  EXPECT_EQ(seen_in_completion, 5u);
+  EXPECT_FALSE(in_request_scope());
+}
+
+TEST(AsioPropagationTest, NestedScopeInsideACoroutineIsRestored) {
+  asio::io_context io;
+  std::vector<int> seen;
+  const Key<int> depth;
+  run(with(depth, 1), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          run(with(depth, 2), [&] { seen.push_back(*get(depth)); });
+          co_await asio::post(asio::use_awaitable);
+          seen.push_back(*get(depth));
+        },
+        asio::detached);
+  });
+  io.run();
+  EXPECT_EQ(seen, (std::vector<int>{2, 1}));
+}
+
+TEST(AsioPropagationTest, BindContextForwardsExecutorAllocatorAndCancellationSlot) {
+  asio::io_context io;
+  auto strand = asio::make_strand(io);
+  asio::cancellation_signal signal;
+  std::allocator<int> alloc;
+  auto handler = bind_context(asio::bind_executor(
+      strand, asio::bind_allocator(alloc, asio::bind_cancellation_slot(signal.slot(), [] {}))));
+  EXPECT_TRUE(asio::get_associated_executor(handler) == strand);
+  static_assert(
+      std::is_same_v<asio::associated_allocator_t<decltype(handler)>, std::allocator<int>>);
+  EXPECT_TRUE(asio::get_associated_cancellation_slot(handler) == signal.slot());
+  // Without associations the defaults pass through.
+  auto plain = bind_context([] {});
+  EXPECT_TRUE(asio::get_associated_executor(plain, io.get_executor()) == io.get_executor());
+  EXPECT_FALSE(asio::get_associated_cancellation_slot(plain).is_connected());
+}
+
+TEST(AsioPropagationTest, WrappedExecutorForwardsPropertiesAndKeepsTheContext) {
+  asio::io_context io;
+  const Key<int> tag;
+  auto ex = run(with(tag, 1), [&] { return wrap_executor(io.get_executor()); });
+  auto never = asio::require(ex, asio::execution::blocking.never);
+  static_assert(
+      std::is_same_v<decltype(never)::inner_executor_type,
+                     decltype(asio::require(io.get_executor(), asio::execution::blocking.never))>);
+  EXPECT_EQ(never.context(), ex.context());
+  EXPECT_EQ(&asio::query(ex, asio::execution::context), &io);
+  // Rewrapping replaces the context rather than nesting wrappers.
+  auto rewrapped = wrap_executor(ex, Context());
+  static_assert(std::is_same_v<decltype(rewrapped), decltype(ex)>);
+  EXPECT_TRUE(rewrapped.context().empty());
+}
+
+}  // namespace
+}  // namespace modgraph

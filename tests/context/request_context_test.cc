@@ -1,0 +1,157 @@
+#include "modgraph/context/request_context.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace modgraph {
+namespace {
+
+struct HeadState {
+  HeadState() { ++constructed; }
+  ~HeadState() { ++destroyed; }
+  HeadState(const HeadState&) = delete;
+  HeadState& operator=(const HeadState&) = delete;
+
+  std::string title;
+  static inline int constructed = 0;
+  static inline int destroyed = 0;
+};
+
+struct RouterState {
+  std::string path;
+};
+
+const StateKind<HeadState> kHead{"test.head"};
+const StateKind<RouterState> kRouter{"test.router"};
+const Key<int> kTag;
+
+TEST(RequestContextTest, NoRequestScopeOutsideRunRequest) {
+  EXPECT_EQ(current_request_id(), 0u);
+  EXPECT_FALSE(in_request_scope());
+  EXPECT_EQ(kHead.get(), nullptr);
+}
+
+TEST(RequestContextTest, RunRequestInstallsTheRequestScope) {
+  const RequestContext req = RequestContext::create(17);
+  EXPECT_EQ(req.id(), 17u);
+  const std::uint64_t seen = run_request(req, [] {
+    EXPECT_TRUE(in_request_scope());
+    return current_request_id();
+  });
+  EXPECT_EQ(seen, 17u);
+  EXPECT_EQ(current_request_id(), 0u);
+}
+
+TEST(RequestContextTest, IdZeroIsRejected) {
+  EXPECT_THROW(RequestContext::create(0), std::invalid_argument);
+}
+
+TEST(RequestContextTest, GeneratedIdsAreDistinctAndNonZero) {
+  const RequestContext a = RequestContext::create();
+  const RequestContext b = RequestContext::create();
+  EXPECT_NE(a.id(), 0u);
+  EXPECT_NE(a.id(), b.id());
+}
+
+TEST(RequestContextTest, RequestInheritsValuesCurrentAtCreation) {
+  const RequestContext req = run(with(kTag, 4), [] { return RequestContext::create(5); });
+  run_request(req, [] {
+    ASSERT_NE(get(kTag), nullptr);
+    EXPECT_EQ(*get(kTag), 4);
+  });
+}
+
+TEST(RequestContextTest, ChildScopesInsideARequestKeepTheRequest) {
+  const RequestContext req = RequestContext::create(8);
+  run_request(req, [] {
+    HeadState* head = kHead.get();
+    run(with(kTag, 1), [&] {
+      EXPECT_EQ(current_request_id(), 8u);
+      EXPECT_EQ(kHead.get(), head);
+    });
+  });
+}
+
+TEST(RequestContextTest, StateIsCreatedLazilyOncePerRequestAndDestroyedWithIt) {
+  const int constructed = HeadState::constructed;
+  const int destroyed = HeadState::destroyed;
+  {
+    const RequestContext req = RequestContext::create(1);
+    EXPECT_EQ(HeadState::constructed, constructed);  // not touched yet
+    run_request(req, [&] {
+      kRouter.get()->path = "/";  // another kind does not create this one
+      EXPECT_EQ(HeadState::constructed, constructed);
+      kHead.get()->title = "one";
+      EXPECT_EQ(kHead.get()->title, "one");
+    });
+    EXPECT_EQ(HeadState::constructed, constructed + 1);
+    // Pending work keeps the request alive.
+    const Context pending = run_request(req, [] { return snapshot(); });
+    const_cast<RequestContext&>(req) = RequestContext::create(2);
+    EXPECT_EQ(HeadState::destroyed, destroyed);
+    run(pending, [] { EXPECT_EQ(kHead.get()->title, "one"); });
+  }
+  EXPECT_EQ(HeadState::destroyed, destroyed + 1);
+}
+
+TEST(RequestContextTest, RequestsDoNotShareState) {
+  const RequestContext a = RequestContext::create(1);
+  const RequestContext b = RequestContext::create(2);
+  run_request(a, [] { kHead.get()->title = "a"; });
+  run_request(b, [] { kHead.get()->title = "b"; });
+  run_request(a, [] { EXPECT_EQ(kHead.get()->title, "a"); });
+  run_request(b, [] { EXPECT_EQ(kHead.get()->title, "b"); });
+}
+
+// The dual path: unified scope first, then the kind's standalone scope, then the
+// caller's module-level default.
+TEST(RequestContextTest, FallbackOrderIsUnifiedThenStandaloneThenDefault) {
+  RouterState module_default{"default"};
+  auto router = [&] {
+    RouterState* state = kRouter.get();
+    return state != nullptr ? state : &module_default;
+  };
+  RouterState standalone{"standalone"};
+  const RequestContext req = RequestContext::create(3);
+  run_request(req, [] { kRouter.get()->path = "unified"; });
+
+  EXPECT_EQ(router()->path, "default");
+  kRouter.run_standalone(standalone, [&] {
+    EXPECT_EQ(router()->path, "standalone");
+    EXPECT_EQ(kHead.get(), nullptr);  // other kinds have no standalone scope here
+    run_request(req, [&] { EXPECT_EQ(router()->path, "unified"); });
+    EXPECT_EQ(router()->path, "standalone");
+  });
+  run_request(req, [&] {
+    kRouter.run_standalone(standalone, [&] { EXPECT_EQ(router()->path, "unified"); });
+  });
+  EXPECT_EQ(router()->path, "default");
+}
+
+TEST(RequestContextTest, SameNameGivesSameIndexAndInstance) {
+  // A second module copy constructs its own StateKind object with the same name.
+  const StateKind<HeadState> copy{"test.head"};
+  EXPECT_EQ(copy.index(), kHead.index());
+  const RequestContext req = RequestContext::create(4);
+  run_request(req, [&] { EXPECT_EQ(copy.get(), kHead.get()); });
+}
+
+TEST(RequestContextTest, SameNameWithAnotherTypeFailsLoudlyNamingTheKind) {
+  try {
+    const StateKind<RouterState> wrong{"test.head"};
+    FAIL() << "a second registration with another type must throw";
+  } catch (const std::logic_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("state kind 'test.head'"), std::string::npos) << message;
+    EXPECT_NE(message.find("RouterState"), std::string::npos) << message;
+  }
+}
+
+TEST(RequestContextTest, EmptyKindNameIsRejected) {
+  EXPECT_THROW(StateKind<RouterState>{""}, std::logic_error);
+}
+
+}  // namespace
+}  // namespace modgraph
