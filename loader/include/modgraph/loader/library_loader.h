@@ -1,0 +1,120 @@
+// library_loader.h — loads module libraries as real, independent instances.
+//
+// dlopen returns the same handle for the same path, and dedups hard links by
+// inode, so an environment that wants its own globals needs its own file. The
+// loader gives every (environment, library) pair a private copy — a temp file
+// whose name says which environment and module it is (gdb, perf and sanitizer
+// output stay readable), or optionally a memfd — opens it RTLD_LOCAL|RTLD_NOW and
+// removes it when the library is unloaded. Descriptors are discovered from the
+// library's "modgraph" ELF section with boost::dll::library_info.
+//
+//   LibraryLoader loader;
+//   absl::StatusOr<std::shared_ptr<LoadedLibrary>> lib =
+//       loader.Load("/opt/app/modules/head.so", {.environment = "ssr", .label = "head"});
+//   for (const modgraph_module_descriptor* d : (*lib)->descriptors()) ...
+#ifndef MODGRAPH_LOADER_LIBRARY_LOADER_H_
+#define MODGRAPH_LOADER_LIBRARY_LOADER_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "modgraph/loader/module_abi.h"
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace modgraph {
+
+// How a private copy of a library is made.
+enum class CopyMode {
+  kTempFile,  // default: a real path naming environment and module
+  kMemfd,     // anonymous memory file; nothing on disk
+  kNone,      // load the file itself: one instance per process (tests, tools)
+};
+
+// One loaded copy of a module library. Destroying it runs dlclose and removes the
+// private copy; keep it alive while anything from the library lives.
+class LoadedLibrary {
+ public:
+  ~LoadedLibrary();
+  LoadedLibrary(const LoadedLibrary&) = delete;
+  LoadedLibrary& operator=(const LoadedLibrary&) = delete;
+
+  // The file the copy was made from.
+  const std::filesystem::path& source() const { return source_; }
+  // The file actually handed to dlopen (the private copy).
+  const std::filesystem::path& loaded_path() const { return loaded_path_; }
+  // Every module descriptor the library exports, in discovery order.
+  std::span<const modgraph_module_descriptor* const> descriptors() const { return descriptors_; }
+
+ private:
+  friend class LibraryLoader;
+  LoadedLibrary() = default;
+
+  std::filesystem::path source_;
+  std::filesystem::path loaded_path_;
+  bool remove_on_unload_ = false;
+  int memfd_ = -1;
+  std::unique_ptr<boost::dll::shared_library> library_;
+  std::vector<const modgraph_module_descriptor*> descriptors_;
+};
+
+struct LoadRequest {
+  std::string environment;  // names the copy; used in error messages
+  std::string label;        // usually the module id or "bundle"
+};
+
+class LibraryLoader {
+ public:
+  struct Options {
+    CopyMode copy_mode = CopyMode::kTempFile;
+    // Where temp copies go; empty = $TMPDIR or /tmp. Each process gets its own
+    // subdirectory, removed at exit; those of dead processes are swept.
+    std::filesystem::path temp_root;
+    // Load libraries with GNU unique symbols anyway (only to demonstrate the trap:
+    // their copies share those symbols' state).
+    bool allow_gnu_unique = false;
+  };
+
+  LibraryLoader();
+  explicit LibraryLoader(Options options);
+  ~LibraryLoader();
+
+  // Validates `source` (exists, regular, an ELF shared object, not writable by
+  // other users), makes the private copy, dlopens it and discovers its modules.
+  // Every error names the file and the environment and says what to do.
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> Load(const std::filesystem::path& source,
+                                                      const LoadRequest& request);
+
+  // The per-process directory holding temp copies (created on first use).
+  const std::filesystem::path& copy_directory() const { return copy_dir_; }
+
+ private:
+  absl::StatusOr<std::filesystem::path> MakeTempCopy(const std::filesystem::path& source,
+                                                     const LoadRequest& request);
+
+  Options options_;
+  std::filesystem::path copy_dir_;
+  uint64_t copy_sequence_ = 0;
+};
+
+// Checks a library file before anything maps it. Exposed for tools and tests.
+absl::Status ValidateLibraryFile(const std::filesystem::path& path, std::string_view environment);
+
+// Names of the STB_GNU_UNIQUE symbols in an ELF file's dynamic symbol table.
+std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
+
+// The alias a module with this id must export: "modgraph_module_" + id, '-' → '_'.
+std::string DescriptorAliasFor(std::string_view module_id);
+
+}  // namespace modgraph
+
+#endif  // MODGRAPH_LOADER_LIBRARY_LOADER_H_

@@ -1,0 +1,46 @@
+// The `head` module: module-level state plus a slot for context-backed access.
+#include "modgraph/modules/head.h"
+
+#include <numeric>
+
+namespace modgraph::modules {
+namespace {
+
+// Module-level state: one per instance, shared by every request on it.
+std::vector<std::string> g_ssr_head_children;
+
+std::vector<std::string>* DefaultGetSsrHeadChildren() { return &g_ssr_head_children; }
+
+sdk::Slot<GetSsrHeadChildren> g_get_ssr_head_children{&DefaultGetSsrHeadChildren};
+
+// A static inside an inline function: with default visibility GCC makes it a GNU
+// unique symbol that every copy of the library would share.
+inline int& InlineStaticCounter() {
+  static int counter = 0;
+  return counter;
+}
+
+void AddChild(std::string_view html) {
+  ++InlineStaticCounter();
+  g_get_ssr_head_children()->emplace_back(html);
+}
+
+std::string Render() {
+  const std::vector<std::string>& children = *g_get_ssr_head_children();
+  return std::accumulate(children.begin(), children.end(), std::string());
+}
+
+void Reset() { g_get_ssr_head_children()->clear(); }
+
+std::vector<std::string>* ModuleChildren() { return &g_ssr_head_children; }
+int* InlineStaticCounterAddress() { return &InlineStaticCounter(); }
+
+const HeadApi kHeadApi{&AddChild, &Render, &Reset, &ModuleChildren, &InlineStaticCounterAddress};
+const modgraph_slot_decl kSlots[] = {g_get_ssr_head_children.decl()};
+
+}  // namespace
+}  // namespace modgraph::modules
+
+MODGRAPH_MODULE(head, {.id = "head",
+                       .slots = modgraph::modules::kSlots,
+                       .api = &modgraph::modules::kHeadApi});

@@ -1,0 +1,205 @@
+// LibraryLoader: private copies, discovery, validation and the GNU-unique trap.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "modgraph/loader/library_loader.h"
+#include "test_paths.h"
+
+namespace modgraph {
+namespace {
+
+using ::modgraph::testing::CountEntries;
+using ::modgraph::testing::kBadDir;
+using ::modgraph::testing::kFixtureDir;
+using ::modgraph::testing::kModuleDir;
+using ::modgraph::testing::ScratchDir;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+struct UniqueProbeApi {
+  int* (*inline_static)();
+  int* (*plain_global)();
+};
+
+const UniqueProbeApi& ProbeApi(const LoadedLibrary& library) {
+  return *static_cast<const UniqueProbeApi*>(library.descriptors().front()->api);
+}
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  LibraryLoader::Options Options(CopyMode mode = CopyMode::kTempFile) {
+    return {.copy_mode = mode, .temp_root = scratch_.path(), .allow_gnu_unique = false};
+  }
+  ScratchDir scratch_;
+};
+
+TEST_F(LoaderTest, CopyIsNamedAfterEnvironmentAndModuleAndRemovedOnUnload) {
+  LibraryLoader loader(Options());
+  auto library = loader.Load(kModuleDir / "head.so", {"ssr", "head"});
+  ASSERT_TRUE(library.ok()) << library.status();
+  const fs::path copy = (*library)->loaded_path();
+  EXPECT_NE(copy, kModuleDir / "head.so");
+  EXPECT_THAT(copy.filename().string(), HasSubstr("ssr#head"));
+  EXPECT_TRUE(fs::exists(copy));
+  ASSERT_EQ((*library)->descriptors().size(), 1u);
+  EXPECT_STREQ((*library)->descriptors()[0]->id, "head");
+  library->reset();
+  EXPECT_FALSE(fs::exists(copy));
+}
+
+TEST_F(LoaderTest, TwoCopiesHaveTheirOwnGlobalsAndInlineStatics) {
+  LibraryLoader loader(Options());
+  const fs::path probe = kFixtureDir / "unique-hidden" / "unique-probe.so";
+  auto first = loader.Load(probe, {"node", "unique-probe"});
+  auto second = loader.Load(probe, {"ssr", "unique-probe"});
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  *ProbeApi(**first).inline_static() = 7;
+  *ProbeApi(**first).plain_global() = 9;
+  EXPECT_NE(ProbeApi(**first).inline_static(), ProbeApi(**second).inline_static());
+  EXPECT_NE(ProbeApi(**first).plain_global(), ProbeApi(**second).plain_global());
+  EXPECT_EQ(*ProbeApi(**second).inline_static(), 0);
+  EXPECT_EQ(*ProbeApi(**second).plain_global(), 0);
+}
+
+TEST_F(LoaderTest, MemfdCopiesAreIndependentToo) {
+  LibraryLoader loader(Options(CopyMode::kMemfd));
+  const fs::path probe = kFixtureDir / "unique-hidden" / "unique-probe.so";
+  auto first = loader.Load(probe, {"node", "unique-probe"});
+  auto second = loader.Load(probe, {"ssr", "unique-probe"});
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  EXPECT_THAT((*first)->loaded_path().string(), HasSubstr("/proc/self/fd/"));
+  EXPECT_NE(ProbeApi(**first).inline_static(), ProbeApi(**second).inline_static());
+  EXPECT_EQ(CountEntries(scratch_.path()), 0);  // nothing on disk
+}
+
+TEST_F(LoaderTest, RefusesLibrariesWithGnuUniqueSymbols) {
+  LibraryLoader loader(Options());
+  const fs::path leaky = kFixtureDir / "unique-default" / "unique-probe.so";
+  EXPECT_FALSE(FindGnuUniqueSymbols(leaky).empty());
+  EXPECT_TRUE(FindGnuUniqueSymbols(kModuleDir / "head.so").empty());
+  auto library = loader.Load(leaky, {"ssr", "unique-probe"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_EQ(library.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(library.status().message(), HasSubstr("GNU unique"));
+  EXPECT_THAT(library.status().message(), HasSubstr(leaky.string()));
+  EXPECT_THAT(library.status().message(), HasSubstr("-fno-gnu-unique"));
+}
+
+// Negative control: loaded anyway, the inline static really is shared between
+// copies, so the isolation test above would catch a module built without the flags.
+TEST_F(LoaderTest, GnuUniqueSymbolsMergeCopiesWhenAllowed) {
+  LibraryLoader::Options options = Options();
+  options.allow_gnu_unique = true;
+  LibraryLoader loader(options);
+  const fs::path leaky = kFixtureDir / "unique-default" / "unique-probe.so";
+  auto first = loader.Load(leaky, {"node", "unique-probe"});
+  auto second = loader.Load(leaky, {"ssr", "unique-probe"});
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  EXPECT_EQ(ProbeApi(**first).inline_static(), ProbeApi(**second).inline_static());
+  EXPECT_NE(ProbeApi(**first).plain_global(), ProbeApi(**second).plain_global());
+}
+
+TEST_F(LoaderTest, MissingLibraryNamesFileEnvironmentAndFix) {
+  LibraryLoader loader(Options());
+  auto library = loader.Load("/nonexistent/head.so", {"ssr", "head"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_EQ(library.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(library.status().message(), HasSubstr("/nonexistent/head.so"));
+  EXPECT_THAT(library.status().message(), HasSubstr("'ssr'"));
+  EXPECT_THAT(library.status().message(), HasSubstr("module roots"));
+}
+
+TEST_F(LoaderTest, RejectsAFileThatIsNotASharedLibrary) {
+  const fs::path text = scratch_.path() / "notes.so";
+  std::ofstream(text) << "not an ELF file\n";
+  LibraryLoader loader(Options());
+  auto library = loader.Load(text, {"ssr", "notes"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_THAT(library.status().message(), HasSubstr("not an ELF shared library"));
+  EXPECT_THAT(library.status().message(), HasSubstr(text.string()));
+}
+
+TEST_F(LoaderTest, RejectsALibraryWithoutDescriptors) {
+  LibraryLoader loader(Options());
+  auto library = loader.Load(kBadDir / "no-descriptor.so", {"ssr", "no-descriptor"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_THAT(library.status().message(), HasSubstr("exports no modgraph module descriptor"));
+  EXPECT_THAT(library.status().message(), HasSubstr("MODGRAPH_MODULE"));
+  EXPECT_EQ(CountEntries(loader.copy_directory()), 0);
+}
+
+TEST_F(LoaderTest, RejectsAbiMismatch) {
+  LibraryLoader loader(Options());
+  auto library = loader.Load(kBadDir / "abi-mismatch.so", {"ssr", "abi-mismatch"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_THAT(library.status().message(), HasSubstr("module ABI 99"));
+  EXPECT_THAT(library.status().message(), HasSubstr("rebuild the module"));
+  EXPECT_EQ(CountEntries(loader.copy_directory()), 0);  // the failed copy is gone
+}
+
+TEST_F(LoaderTest, RejectsAnAliasNotDerivedFromTheId) {
+  LibraryLoader loader(Options());
+  auto library = loader.Load(kBadDir / "wrong-alias.so", {"ssr", "wrong-alias"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_THAT(library.status().message(),
+              HasSubstr("must be exported as 'modgraph_module_wrong_alias'"));
+}
+
+TEST_F(LoaderTest, RefusesALibraryWritableByOtherUsers) {
+  const fs::path copy = scratch_.path() / "head.so";
+  fs::copy_file(kModuleDir / "head.so", copy);
+  ASSERT_EQ(::chmod(copy.c_str(), 0757), 0);
+  LibraryLoader loader(Options());
+  auto library = loader.Load(copy, {"ssr", "head"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_EQ(library.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(library.status().message(), HasSubstr("chmod o-w"));
+  ASSERT_EQ(::chmod(copy.c_str(), 0755), 0);
+  EXPECT_TRUE(loader.Load(copy, {"ssr", "head"}).ok());
+}
+
+TEST_F(LoaderTest, CopiesAreRemovedAtExitEvenIfNeverUnloaded) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto* leaked = new LibraryLoader(Options());
+    auto library = leaked->Load(kModuleDir / "head.so", {"ssr", "head"});
+    new std::shared_ptr<LoadedLibrary>(*library);  // never released
+    const std::string dir = leaked->copy_directory().string();
+    (void)!::write(pipe_fds[1], dir.data(), dir.size());
+    std::exit(library.ok() ? 0 : 3);
+  }
+  ::close(pipe_fds[1]);
+  char buffer[4096];
+  const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_GT(n, 0);
+  const fs::path dir(std::string(buffer, static_cast<size_t>(n)));
+  EXPECT_THAT(dir.string(), HasSubstr(scratch_.path().string()));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST_F(LoaderTest, SweepsCopyDirectoriesOfDeadProcesses) {
+  const pid_t child = ::fork();
+  if (child == 0) std::_Exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // now a pid with no process
+  const fs::path stale = scratch_.path() / ("modgraph-" + std::to_string(child) + "-abcdef");
+  fs::create_directory(stale);
+  std::ofstream(stale / "ssr#head.1.so") << "left by a crash";
+  LibraryLoader loader(Options());
+  ASSERT_TRUE(loader.Load(kModuleDir / "head.so", {"ssr", "head"}).ok());
+  EXPECT_FALSE(fs::exists(stale));
+}
+
+}  // namespace
+}  // namespace modgraph

@@ -1,0 +1,127 @@
+// Topology files: parsing, validation with file:line:column, and loading where
+// one bad environment does not stop the others.
+#include "modgraph/environments/topology.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "test_paths.h"
+
+namespace modgraph {
+namespace {
+
+using ::modgraph::testing::kBadDir;
+using ::modgraph::testing::kModuleDir;
+using ::modgraph::testing::ScratchDir;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+absl::StatusOr<TopologySpec> Parse(std::string_view text) {
+  return ParseTopology(text, "app.toml", "/srv/app");
+}
+
+TEST(TopologyParseTest, ReadsEnvironmentsAndResolvesRelativePaths) {
+  auto spec = Parse(R"(
+name = "app"
+policy = "auto"
+[[environments]]
+name = "node"
+module_roots = ["modules", "/opt/shared"]
+entries = ["server-entry"]
+[[environments]]
+name = "prod"
+mode = "bundled"
+module_roots = ["bundle"]
+bundle = "bundle/app.so"
+)");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "app");
+  EXPECT_EQ(spec->settings.at("policy"), "auto");
+  ASSERT_EQ(spec->environments.size(), 2u);
+  const EnvironmentSpec& node = spec->environments[0];
+  EXPECT_EQ(node.mode, EnvironmentMode::kIsolated);
+  EXPECT_EQ(node.module_roots, (std::vector<fs::path>{"/srv/app/modules", "/opt/shared"}));
+  EXPECT_EQ(node.entry_modules, std::vector<std::string>{"server-entry"});
+  EXPECT_EQ(spec->environments[1].mode, EnvironmentMode::kBundled);
+  EXPECT_EQ(spec->environments[1].bundle, fs::path("/srv/app/bundle/app.so"));
+}
+
+TEST(TopologyParseTest, MalformedTomlGivesFileLineAndColumn) {
+  auto spec = Parse("name = \"app\"\n[[environments]\n");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("app.toml:2:"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("malformed topology"));
+}
+
+TEST(TopologyParseTest, RejectsEachKindOfMistakeWithItsOwnMessage) {
+  struct Case {
+    const char* text;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"[[environments]]\nname='a'\nmodule_roots=['m']", "needs a string 'name'"},
+      {"name='x'", "declares no environments"},
+      {"name='x'\nmodes='y'\n[[environments]]\nname='a'\nmodule_roots=['m']",
+       "app.toml:2:7: unknown key 'modes'"},
+      {"name='x'\n[[environments]]\nname='a'\nmode='shared'\nmodule_roots=['m']",
+       "mode 'shared'; use \"isolated\" or \"bundled\""},
+      {"name='x'\n[[environments]]\nname='a'\nmodule_roots=['m']\n[[environments]]\nname='a'\n"
+       "module_roots=['m']",
+       "environment 'a' is declared twice"},
+      {"name='x'\n[[environments]]\nname='a'\nmode='bundled'\nmodule_roots=['m']",
+       "is bundled and needs bundle"},
+      {"name='x'\n[[environments]]\nname='a'", "needs module_roots"},
+      {"name='x'\n[[environments]]\nname='a'\nmodule_roots='m'", "must be an array of strings"},
+      {"name='x'\n[[environments]]\nname='a'\nmodule_roots=['m']\nentries=[1]",
+       "must hold only strings"},
+  };
+  for (const Case& c : cases) {
+    auto spec = Parse(c.text);
+    ASSERT_FALSE(spec.ok()) << c.text;
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_THAT(spec.status().message(), HasSubstr(c.expected)) << c.text;
+  }
+}
+
+TEST(TopologyFileTest, MissingFileSaysWhatToDo) {
+  auto spec = LoadTopologyFile("/nonexistent/topology.toml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("/nonexistent/topology.toml"));
+}
+
+TEST(TopologyFileTest, OneFailingEnvironmentDoesNotStopTheOthers) {
+  ScratchDir scratch;
+  const fs::path file = scratch.path() / "topology.toml";
+  std::ofstream(file) << "name = 'mixed'\n"
+                      << "[[environments]]\nname = 'broken'\nmodule_roots = ['"
+                      << kModuleDir.string() << "', '" << kBadDir.string()
+                      << "']\nentries = ['head', 'imports-throwing']\n"
+                      << "[[environments]]\nname = 'ssr'\nmodule_roots = ['" << kModuleDir.string()
+                      << "']\nentries = ['head']\n";
+  auto spec = LoadTopologyFile(file);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto topology = Topology::Create(*spec, {.temp_root = scratch.path()});
+  ASSERT_TRUE(topology.ok()) << topology.status();
+  std::vector<absl::Status> errors = (*topology)->LoadEntries();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0].message(), HasSubstr("broken#throwing-init"));
+  EXPECT_NE((*topology)->environment("ssr")->Find("head"), nullptr);
+  // The entry that loaded before the failure stays; the failed import left nothing.
+  EXPECT_NE((*topology)->environment("broken")->Find("head"), nullptr);
+  EXPECT_EQ((*topology)->environment("broken")->Find("imports-throwing"), nullptr);
+}
+
+TEST(TopologyFileTest, CreateNamesTheTopologyAndEnvironmentOfABadRoot) {
+  auto spec = Parse("name='app'\n[[environments]]\nname='ssr'\nmodule_roots=['missing']");
+  ASSERT_TRUE(spec.ok());
+  auto topology = Topology::Create(*spec);
+  ASSERT_FALSE(topology.ok());
+  EXPECT_THAT(topology.status().message(), HasSubstr("topology 'app' (app.toml)"));
+  EXPECT_THAT(topology.status().message(), HasSubstr("environment 'ssr'"));
+  EXPECT_THAT(topology.status().message(), HasSubstr("/srv/app/missing"));
+}
+
+}  // namespace
+}  // namespace modgraph
