@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds and runs every test: the dev preset (all suites), then the tsan preset
+# on the suites labelled "threads".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+cmake --preset dev
+cmake --build --preset dev
+ctest --preset dev
+
+cmake --preset tsan
+cmake --build --preset tsan --target modgraph_thread_tests
+ctest --preset tsan
