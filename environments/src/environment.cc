@@ -163,10 +163,13 @@ absl::StatusOr<fs::path> Environment::Locate(std::string_view module_id) const {
   for (const fs::path& root : spec_.module_roots) {
     fs::path candidate = root / fmt::format("{}.so", module_id);
     std::error_code ec;
-    if (fs::exists(fs::symlink_status(candidate, ec))) {
+    const fs::file_status status = fs::symlink_status(candidate, ec);
+    if (!fs::exists(status)) continue;
+    // Roots are canonical, so only a symlink can lead outside them.
+    if (fs::is_symlink(status)) {
       if (absl::Status inside = CheckInsideRoots(candidate); !inside.ok()) return inside;
-      return candidate;
     }
+    return candidate;
   }
   return absl::NotFoundError(
       fmt::format("no library for module '{}' under the module roots of environment '{}' ({})",

@@ -76,8 +76,10 @@ class LibraryLoader {
  public:
   struct Options {
     CopyMode copy_mode = CopyMode::kTempFile;
-    // Where temp copies go; empty = $TMPDIR or /tmp. Each process gets its own
-    // subdirectory, removed at exit; those of dead processes are swept.
+    // Where temp copies go; empty = $MODGRAPH_COPY_DIR, else $XDG_RUNTIME_DIR, else
+    // /dev/shm if it allows executables (memory-backed: creating files there is
+    // cheap), else $TMPDIR or /tmp. Each process gets its own subdirectory,
+    // removed at exit; those of dead processes are swept.
     std::filesystem::path temp_root;
     // Load libraries with GNU unique symbols anyway (only to demonstrate the trap:
     // their copies share those symbols' state).
@@ -98,7 +100,7 @@ class LibraryLoader {
   const std::filesystem::path& copy_directory() const { return copy_dir_; }
 
  private:
-  absl::StatusOr<std::filesystem::path> MakeTempCopy(const std::filesystem::path& source,
+  absl::StatusOr<std::filesystem::path> MakeTempCopy(std::string_view bytes,
                                                      const LoadRequest& request);
 
   Options options_;
