@@ -10,7 +10,8 @@ function(_modgraph_module_common target)
   set_target_properties(${target} PROPERTIES PREFIX "" CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
   target_compile_options(${target} PRIVATE ${MODGRAPH_MODULE_FLAGS})
-  target_link_libraries(${target} PRIVATE modgraph::core)
+  # Header-only fmt: a module links nothing but the core library.
+  target_link_libraries(${target} PRIVATE modgraph::core fmt::fmt-header-only)
   target_link_options(${target} PRIVATE -Wl,--no-undefined)
   modgraph_target_warnings(${target})
 endfunction()

@@ -92,11 +92,18 @@ struct HostCallbacks {
   }
 
   static void SetError(modgraph_host* host, const char* message) { host->error = message; }
+
+  static const char* GetSetting(modgraph_host* host, const char* key) {
+    const auto& settings = host->environment->spec().settings;
+    auto it = settings.find(key);
+    return it == settings.end() ? nullptr : it->second.c_str();
+  }
 };
 
 namespace {
 const modgraph_host_api kHostApi{MODGRAPH_ABI_VERSION, &HostCallbacks::ImportModule,
-                                 &HostCallbacks::RegisterAccessor, &HostCallbacks::SetError};
+                                 &HostCallbacks::RegisterAccessor, &HostCallbacks::SetError,
+                                 &HostCallbacks::GetSetting};
 }  // namespace
 
 Environment::Environment(EnvironmentSpec spec, LibraryLoader& loader)

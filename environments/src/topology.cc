@@ -5,7 +5,9 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -65,6 +67,19 @@ absl::StatusOr<std::vector<std::string>> StringList(const toml::table& table, st
   return out;
 }
 
+absl::StatusOr<std::optional<Policy>> PolicyOf(const toml::table& table, std::string_view origin,
+                                               std::string_view what) {
+  const toml::node* node = table.get("policy");
+  if (node == nullptr) return std::optional<Policy>();
+  std::optional<Policy> policy;
+  if (node->is_string()) policy = ParsePolicy(*node->value<std::string_view>());
+  if (!policy) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: 'policy' in {} must be \"warn\", \"strict\" or \"auto\"", Where(*node, origin), what));
+  }
+  return policy;
+}
+
 fs::path Resolve(const fs::path& base_dir, std::string_view text) {
   fs::path path(text);
   return path.is_absolute() ? path : base_dir / path;
@@ -85,13 +100,34 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   }
   TopologySpec spec;
   spec.origin = std::string(origin);
-  const std::set<std::string_view> top_keys = {"name", "environments", "policy", "deployment_id",
-                                               "build_id"};
+  const std::set<std::string_view> top_keys = {"name",          "environments", "policy",
+                                               "deployment_id", "build_id",     "providers"};
   if (absl::Status s = UnknownKeys(root, top_keys, origin, "the topology"); !s.ok()) return s;
   absl::StatusOr<std::string> name = RequiredString(root, "name", origin, "the topology");
   if (!name.ok()) return name.status();
   spec.name = *name;
-  for (std::string_view key : {"policy", "deployment_id", "build_id"}) {
+  Policy policy = Policy::kWarn;
+  if (absl::StatusOr<std::optional<Policy>> parsed = PolicyOf(root, origin, "the topology");
+      !parsed.ok()) {
+    return parsed.status();
+  } else if (parsed->has_value()) {
+    policy = **parsed;
+  }
+  if (const toml::node* providers = root.get("providers")) {
+    const toml::table* table = providers->as_table();
+    if (table == nullptr) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: 'providers' must be a table: [providers] target = [\"provider\", ...]",
+                      Where(*providers, origin)));
+    }
+    for (const auto& [target, node] : *table) {
+      absl::StatusOr<std::vector<std::string>> list =
+          StringList(*table, target.str(), origin, "[providers]");
+      if (!list.ok()) return list.status();
+      spec.providers[std::string(target.str())] = *std::move(list);
+    }
+  }
+  for (std::string_view key : {"deployment_id", "build_id"}) {
     if (const toml::node* node = root.get(key)) {
       if (!node->is_string()) {
         return absl::InvalidArgumentError(
@@ -112,8 +148,8 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       return absl::InvalidArgumentError(
           fmt::format("{}: each environments entry must be a table", Where(node, origin)));
     }
-    const std::set<std::string_view> env_keys = {"name", "mode", "module_roots", "bundle",
-                                                 "entries"};
+    const std::set<std::string_view> env_keys = {"name",   "mode",    "module_roots",
+                                                 "bundle", "entries", "policy"};
     if (absl::Status s = UnknownKeys(*table, env_keys, origin, "an environment"); !s.ok()) return s;
     EnvironmentSpec env;
     absl::StatusOr<std::string> env_name = RequiredString(*table, "name", origin, "an environment");
@@ -163,6 +199,9 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
     absl::StatusOr<std::vector<std::string>> entries = StringList(*table, "entries", origin, what);
     if (!entries.ok()) return entries.status();
     env.entry_modules = *std::move(entries);
+    absl::StatusOr<std::optional<Policy>> env_policy = PolicyOf(*table, origin, what);
+    if (!env_policy.ok()) return env_policy.status();
+    env.policy = env_policy->value_or(policy);
     spec.environments.push_back(std::move(env));
   }
   return spec;
@@ -184,17 +223,17 @@ TopologySpec DevTopology(const fs::path& module_dir) {
   TopologySpec spec;
   spec.name = "dev";
   spec.origin = "built-in";
-  // The server's own graph imports the state providers; pages render in `ssr`.
+  // As in the original dev server: the server entry lives in `node` and imports
+  // head-state and router-state there; pages render in `ssr`, which also loads
+  // i18n-state (and so gets a registered i18n) but not head-state or router-state.
   spec.environments.push_back({.name = "node",
                                .mode = EnvironmentMode::kIsolated,
                                .module_roots = {module_dir},
-                               .bundle = {},
-                               .entry_modules = {"head-state"}});
+                               .entry_modules = {"server-entry"}});
   spec.environments.push_back({.name = "ssr",
                                .mode = EnvironmentMode::kIsolated,
                                .module_roots = {module_dir},
-                               .bundle = {},
-                               .entry_modules = {"head"}});
+                               .entry_modules = {"i18n-state", "head", "router"}});
   return spec;
 }
 
@@ -206,14 +245,70 @@ TopologySpec ProdTopology(const fs::path& bundle) {
                                .mode = EnvironmentMode::kBundled,
                                .module_roots = {bundle.parent_path()},
                                .bundle = bundle,
-                               .entry_modules = {"head-state", "head"}});
+                               .entry_modules = {"server-entry", "i18n-state", "head", "router"}});
   return spec;
+}
+
+void OverridePolicy(TopologySpec& spec, Policy policy) {
+  for (EnvironmentSpec& env : spec.environments) env.policy = policy;
+}
+
+// Feeds environment life-cycle events into the registry, with each
+// environment's policy.
+class Topology::RegistryFeed final : public InstanceListener {
+ public:
+  explicit RegistryFeed(Topology& topology) : topology_(topology) {}
+
+  void OnInstanceReady(const Instance& instance) override {
+    InstanceRecord record{.environment = instance.environment(),
+                          .module = instance.module_id(),
+                          .instance = instance.name(),
+                          .library = instance.library().loaded_path().string(),
+                          .policy = topology_.environment(instance.environment())->spec().policy};
+    for (const Instance* imported : instance.imports()) record.imports.push_back(imported->name());
+    const modgraph_module_descriptor& d = instance.descriptor();
+    record.provides_for.assign(d.provides_for, d.provides_for + d.provides_count);
+    topology_.registry_->AddInstance(std::move(record), {d.slots, d.slot_count});
+  }
+  void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
+                            const Instance& provider) override {
+    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name());
+  }
+  void OnInstanceUnloading(const Instance& instance) override {
+    topology_.registry_->RemoveInstance(instance.name());
+  }
+
+ private:
+  Topology& topology_;
+};
+
+Topology::~Topology() {
+  environments_.clear();  // they report their unloads to the registry
 }
 
 absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                                                            LibraryLoader::Options options) {
   std::unique_ptr<Topology> topology(new Topology());
   topology->loader_ = std::make_unique<LibraryLoader>(std::move(options));
+  topology->registry_ = std::make_unique<Registry>();
+  topology->feed_ = std::make_unique<RegistryFeed>(*topology);
+  for (const auto& [target, providers] : spec.providers) {
+    for (const std::string& provider : providers) {
+      topology->registry_->DeclareProvider(provider, target);
+    }
+  }
+  // The deployment id comes from the topology, else the environment variable.
+  if (!spec.settings.contains("deployment_id")) {
+    if (const char* id = std::getenv("MODGRAPH_DEPLOYMENT_ID"); id != nullptr) {
+      spec.settings["deployment_id"] = id;
+      spec.settings["deployment_id_source"] = "MODGRAPH_DEPLOYMENT_ID";
+    }
+  } else if (!spec.settings.contains("deployment_id_source")) {
+    spec.settings["deployment_id_source"] = fmt::format("deployment_id in {}", spec.origin);
+  }
+  for (EnvironmentSpec& env_spec : spec.environments) {
+    for (const auto& [key, value] : spec.settings) env_spec.settings.try_emplace(key, value);
+  }
   for (const EnvironmentSpec& env_spec : spec.environments) {
     absl::StatusOr<std::unique_ptr<Environment>> env =
         Environment::Create(env_spec, *topology->loader_);
@@ -222,6 +317,7 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                           fmt::format("topology '{}' ({}): {}", spec.name, spec.origin,
                                       std::string(env.status().message())));
     }
+    (*env)->set_listener(topology->feed_.get());
     topology->environments_.push_back(*std::move(env));
   }
   topology->spec_ = std::move(spec);
@@ -233,7 +329,49 @@ std::vector<absl::Status> Topology::LoadEntries() {
   for (const auto& env : environments_) {
     if (absl::Status status = env->ImportEntries(); !status.ok()) errors.push_back(status);
   }
+  std::vector<absl::Status> auto_errors = ApplyAutoPolicy();
+  errors.insert(errors.end(), auto_errors.begin(), auto_errors.end());
   return errors;
+}
+
+std::vector<absl::Status> Topology::ApplyAutoPolicy() {
+  std::vector<absl::Status> errors;
+  std::set<std::string> failed;  // "env#provider" that failed once: do not retry forever
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const auto& env : environments_) {
+      if (env->spec().policy != Policy::kAuto) continue;
+      const std::vector<Instance*> instances = env->instances();  // Import appends
+      for (const Instance* instance : instances) {
+        for (const std::string& provider : registry_->ProvidersFor(instance->module_id())) {
+          const std::string name = fmt::format("{}#{}", env->name(), provider);
+          if (env->Find(provider) != nullptr || failed.contains(name)) continue;
+          if (absl::StatusOr<Instance*> loaded = env->Import(provider); loaded.ok()) {
+            changed = true;
+          } else {
+            failed.insert(name);
+            errors.push_back(absl::Status(
+                loaded.status().code(),
+                fmt::format("auto policy: cannot load provider '{}' for {} in environment '{}': {}",
+                            provider, instance->name(), env->name(),
+                            std::string(loaded.status().message()))));
+          }
+        }
+      }
+    }
+  }
+  return errors;
+}
+
+absl::Status Topology::Reload(std::string_view environment_name, std::string_view module_id) {
+  Environment* env = environment(environment_name);
+  if (env == nullptr) {
+    return absl::NotFoundError(
+        fmt::format("topology '{}' has no environment '{}'", spec_.name, environment_name));
+  }
+  if (absl::Status reloaded = env->Reload(module_id); !reloaded.ok()) return reloaded;
+  std::vector<absl::Status> errors = ApplyAutoPolicy();
+  return errors.empty() ? absl::OkStatus() : errors.front();
 }
 
 Environment* Topology::environment(std::string_view name) const {

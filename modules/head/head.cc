@@ -11,7 +11,7 @@ std::vector<std::string> g_ssr_head_children;
 
 std::vector<std::string>* DefaultGetSsrHeadChildren() { return &g_ssr_head_children; }
 
-sdk::Slot<GetSsrHeadChildren> g_get_ssr_head_children{&DefaultGetSsrHeadChildren};
+Slot<GetSsrHeadChildren> g_get_ssr_head_children{&DefaultGetSsrHeadChildren};
 
 // A static inside an inline function: with default visibility GCC makes it a GNU
 // unique symbol that every copy of the library would share.

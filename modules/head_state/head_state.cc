@@ -1,16 +1,32 @@
-// The `head-state` module: provides request-context-backed accessors for `head`.
+// The `head-state` module: registers a request-context-backed accessor on the
+// `head` instance of its own environment, so each request collects its own head.
+#include "modgraph/context/request_context.h"
 #include "modgraph/modules/head.h"
 
 namespace modgraph::modules {
 namespace {
 
-const char* const kImports[] = {"head"};
-const char* const kProvidesFor[] = {"head"};
+struct HeadState {
+  std::vector<std::string> children;
+};
+
+// Shared by name with every other copy of this module: one state per request.
+const StateKind<HeadState> kHeadState{"head"};
+
+const HeadApi* g_head = nullptr;  // this environment's head
+
+std::vector<std::string>* RequestHeadChildren() {
+  if (HeadState* state = kHeadState.get()) return &state->children;
+  return g_head->module_children();  // outside any request: the module-level default
+}
 
 void Init(sdk::ModuleContext& context) {
-  // Importing `head` here resolves to this environment's instance of it.
-  (void)context.import <HeadApi>("head");
+  g_head = &context.import <HeadApi>("head");
+  context.register_accessor<GetSsrHeadChildren>("head", &RequestHeadChildren);
 }
+
+const char* const kImports[] = {"head"};
+const char* const kProvidesFor[] = {"head"};
 
 }  // namespace
 }  // namespace modgraph::modules

@@ -26,6 +26,9 @@ TEST(TopologyParseTest, ReadsEnvironmentsAndResolvesRelativePaths) {
   auto spec = Parse(R"(
 name = "app"
 policy = "auto"
+deployment_id = "dpl-1"
+[providers]
+head = ["head-state"]
 [[environments]]
 name = "node"
 module_roots = ["modules", "/opt/shared"]
@@ -35,15 +38,19 @@ name = "prod"
 mode = "bundled"
 module_roots = ["bundle"]
 bundle = "bundle/app.so"
+policy = "strict"
 )");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->name, "app");
-  EXPECT_EQ(spec->settings.at("policy"), "auto");
+  EXPECT_EQ(spec->settings.at("deployment_id"), "dpl-1");
+  EXPECT_EQ(spec->providers.at("head"), std::vector<std::string>{"head-state"});
   ASSERT_EQ(spec->environments.size(), 2u);
   const EnvironmentSpec& node = spec->environments[0];
   EXPECT_EQ(node.mode, EnvironmentMode::kIsolated);
   EXPECT_EQ(node.module_roots, (std::vector<fs::path>{"/srv/app/modules", "/opt/shared"}));
   EXPECT_EQ(node.entry_modules, std::vector<std::string>{"server-entry"});
+  EXPECT_EQ(node.policy, Policy::kAuto);  // the topology's policy
+  EXPECT_EQ(spec->environments[1].policy, Policy::kStrict);  // overridden here
   EXPECT_EQ(spec->environments[1].mode, EnvironmentMode::kBundled);
   EXPECT_EQ(spec->environments[1].bundle, fs::path("/srv/app/bundle/app.so"));
 }
@@ -76,6 +83,10 @@ TEST(TopologyParseTest, RejectsEachKindOfMistakeWithItsOwnMessage) {
       {"name='x'\n[[environments]]\nname='a'\nmodule_roots='m'", "must be an array of strings"},
       {"name='x'\n[[environments]]\nname='a'\nmodule_roots=['m']\nentries=[1]",
        "must hold only strings"},
+      {"name='x'\npolicy='lenient'\n[[environments]]\nname='a'\nmodule_roots=['m']",
+       "'policy' in the topology must be \"warn\", \"strict\" or \"auto\""},
+      {"name='x'\nproviders=1\n[[environments]]\nname='a'\nmodule_roots=['m']",
+       "'providers' must be a table"},
   };
   for (const Case& c : cases) {
     auto spec = Parse(c.text);

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "modgraph/loader/library_loader.h"
 #include "modgraph/loader/module_abi.h"
+#include "modgraph/registry/policy.h"
 
 namespace modgraph {
 
@@ -49,6 +50,11 @@ struct EnvironmentSpec {
   std::filesystem::path bundle;
   // Modules imported when the topology loads.
   std::vector<std::string> entry_modules;
+  // What to do about instances whose slots nobody registered (policy.h).
+  Policy policy = Policy::kWarn;
+  // Settings modules may read during init (ModuleContext::setting), e.g.
+  // "deployment_id", "build_id".
+  std::map<std::string, std::string> settings;
 };
 
 class Environment;

@@ -7,11 +7,17 @@
 // User-defined topologies come from a TOML file:
 //
 //   name = "my-app"
+//   policy = "auto"                # warn | strict | auto (default warn)
+//   deployment_id = "dpl-42"       # else $MODGRAPH_DEPLOYMENT_ID; cache keys use it
+//   build_id = "b-7"
+//   [providers]                    # extra provider declarations (descriptors declare too)
+//   head = ["head-state"]
 //   [[environments]]
 //   name = "node"
 //   mode = "isolated"             # or "bundled"
 //   module_roots = ["modules"]     # relative to this file
 //   entries = ["server-entry"]
+//   policy = "warn"                # overrides the topology's policy here
 //   [[environments]]
 //   name = "prod"
 //   mode = "bundled"
@@ -33,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "modgraph/environments/environment.h"
 #include "modgraph/loader/library_loader.h"
+#include "modgraph/registry/registry.h"
 
 namespace modgraph {
 
@@ -41,9 +48,15 @@ struct TopologySpec {
   std::vector<EnvironmentSpec> environments;
   // Where it came from ("built-in" or a file path), for messages.
   std::string origin;
-  // Keys later layers read (policy, deployment id), kept verbatim.
+  // Topology-wide settings handed to every environment (deployment_id, build_id).
   std::map<std::string, std::string> settings;
+  // target module → modules that provide accessors for it, beyond what loaded
+  // descriptors declare.
+  std::map<std::string, std::vector<std::string>> providers;
 };
+
+// Sets every environment's policy (the CLI's --policy).
+void OverridePolicy(TopologySpec& spec, Policy policy);
 
 // Parses TOML text; relative paths resolve against `base_dir`.
 absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::string_view origin,
@@ -64,20 +77,37 @@ class Topology {
   static absl::StatusOr<std::unique_ptr<Topology>> Create(TopologySpec spec,
                                                           LibraryLoader::Options options = {});
 
-  // Imports every environment's entry modules. An environment that fails keeps
-  // whatever it had and the others still load; one status per failed environment.
+  ~Topology();
+
+  // Imports every environment's entry modules, then applies the auto policy.
+  // An environment that fails keeps whatever it had and the others still load;
+  // one status per failure.
   std::vector<absl::Status> LoadEntries();
+
+  // Reloads `module_id` (and its importers) in `environment`, as a dev server
+  // does when a file changes; under auto the providers register again.
+  absl::Status Reload(std::string_view environment, std::string_view module_id);
 
   const TopologySpec& spec() const { return spec_; }
   Environment* environment(std::string_view name) const;
   const std::vector<std::unique_ptr<Environment>>& environments() const { return environments_; }
   LibraryLoader& loader() { return *loader_; }
+  // Every instance and slot of every environment, and the provider catalog.
+  const Registry& registry() const { return *registry_; }
 
  private:
+  class RegistryFeed;
   Topology() = default;
+  // Under auto: imports every known provider of every instantiated module into
+  // each auto environment until nothing changes.
+  std::vector<absl::Status> ApplyAutoPolicy();
+
   TopologySpec spec_;
-  // Declared first so it outlives the environments (it owns the copy directory).
+  // Declared before the environments so they outlive them: environments report
+  // unloads to the registry, and the loader owns the copy directory.
   std::unique_ptr<LibraryLoader> loader_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<RegistryFeed> feed_;
   std::vector<std::unique_ptr<Environment>> environments_;
 };
 

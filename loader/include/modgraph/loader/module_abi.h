@@ -46,6 +46,9 @@ typedef struct modgraph_host_api {
                            const char* signature, void* impl);
   // Records why init failed; the host includes it in the error it reports.
   void (*set_error)(modgraph_host* host, const char* message);
+  // A topology setting for this environment ("deployment_id", "build_id", ...),
+  // or NULL; valid until init returns.
+  const char* (*get_setting)(modgraph_host* host, const char* key);
 } modgraph_host_api;
 
 typedef struct modgraph_init_args {

@@ -4,16 +4,14 @@
 // modules it provides accessors for; modgraph loads it into environments, resolves
 // its imports inside each environment and calls `init` once per instance.
 //
-//   // head.h (shared with importers): the slot's type and the API table.
-//   MODGRAPH_DEFINE_SLOT(GetSsrHeadChildren, "get_ssr_head_children",
-//                        std::vector<std::string>*());
+//   const char* const kImports[] = {"head"};
+//   void Init(modgraph::sdk::ModuleContext& context) {
+//     const HeadApi& head = context.import<HeadApi>("head");  // this environment's head
+//   }
+//   MODGRAPH_MODULE(head_probe, {.id = "head-probe", .imports = kImports, .init = &Init});
 //
-//   // head.cc
-//   std::vector<std::string> g_children;                   // module-level state
-//   std::vector<std::string>* DefaultChildren() { return &g_children; }
-//   modgraph::sdk::Slot<GetSsrHeadChildren> g_get_children{&DefaultChildren};
-//   const modgraph_slot_decl kSlots[] = {g_get_children.decl()};
-//   MODGRAPH_MODULE(head, {.id = "head", .slots = kSlots, .api = &kHeadApi});
+// Accessor slots (a module-level default a provider can replace) are declared
+// with modgraph/registry/slot.h.
 //
 // Build modules with modgraph_add_module() (cmake/ModgraphModule.cmake): hidden
 // visibility and -fno-gnu-unique, linked only against modgraph::core.
@@ -32,46 +30,6 @@
 
 namespace modgraph::sdk {
 
-// Declares a slot type shared by the module that owns the slot and the providers
-// that register on it: a name, a C++ signature and its spelling (checked by the
-// host when a provider registers).
-#define MODGRAPH_DEFINE_SLOT(Type, name_literal, ...)       \
-  struct Type {                                             \
-    using Signature = __VA_ARGS__;                          \
-    static constexpr const char* kName = name_literal;      \
-    static constexpr const char* kSignature = #__VA_ARGS__; \
-  }
-
-// One instance's accessor slot. Calling it is a load plus an indirect call; the
-// host rewrites `impl_` when a provider registers on this instance.
-template <class SlotType, class Sig = typename SlotType::Signature>
-class Slot;
-
-template <class SlotType, class R, class... Args>
-class Slot<SlotType, R(Args...)> {
- public:
-  using Fn = R (*)(Args...);
-
-  explicit Slot(Fn default_impl) : default_(default_impl), impl_(to_void(default_impl)) {}
-  Slot(const Slot&) = delete;
-  Slot& operator=(const Slot&) = delete;
-
-  R operator()(Args... args) const {
-    return reinterpret_cast<Fn>(impl_)(static_cast<Args&&>(args)...);
-  }
-  // True while no provider has registered on this instance.
-  bool is_default() const { return impl_ == to_void(default_); }
-
-  modgraph_slot_decl decl() {
-    return {SlotType::kName, SlotType::kSignature, to_void(default_), &impl_};
-  }
-
- private:
-  static void* to_void(Fn fn) { return reinterpret_cast<void*>(fn); }
-  Fn default_;
-  void* impl_;
-};
-
 // The host's services during init, wrapped for C++.
 class ModuleContext {
  public:
@@ -89,7 +47,11 @@ class ModuleContext {
     return *static_cast<const Api*>(api);
   }
 
-  // Installs `impl` on the slot `SlotType` of the imported instance `module_id`.
+  // The topology's setting `key` (e.g. "deployment_id"), or nullptr.
+  const char* setting(const char* key) const { return args_->api->get_setting(args_->host, key); }
+
+  // Installs `impl` on the slot `SlotType` (see slot.h) of the imported instance
+  // `module_id`.
   template <class SlotType>
   void register_accessor(const char* module_id, typename SlotType::Signature* impl) const {
     if (args_->api->register_accessor(args_->host, module_id, SlotType::kName, SlotType::kSignature,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "modgraph/loader/sdk.h"
+#include "modgraph/registry/slot.h"
 
 namespace modgraph::modules {
 

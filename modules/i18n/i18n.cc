@@ -1,0 +1,65 @@
+// The `i18n` module: locale behind slots, with a module-level fallback store.
+#include "modgraph/modules/i18n.h"
+
+#include <map>
+#include <utility>
+
+namespace modgraph::modules {
+namespace {
+
+constexpr std::string_view kFallbackLocale = "en";
+
+LocaleStore g_fallback_store;  // module-level: shared by every request on this instance
+
+LocaleStore* DefaultGetLocaleStore() { return &g_fallback_store; }
+
+// Without a request-aware provider, "with locale" can only overwrite the shared
+// store for the duration of fn — exactly what leaks under concurrency.
+void DefaultRunWithLocale(const char* locale, void (*fn)(void*), void* arg) {
+  struct Restore {
+    std::string previous;
+    ~Restore() { g_fallback_store.locale = std::move(previous); }
+  } restore{std::exchange(g_fallback_store.locale, locale)};
+  fn(arg);
+}
+
+Slot<GetLocaleStore> g_get_locale_store{&DefaultGetLocaleStore};
+Slot<RunWithLocale> g_run_with_locale{&DefaultRunWithLocale};
+
+// Compiled messages: module-level and shared on purpose.
+const std::map<std::string, std::map<std::string, std::string>, std::less<>> kMessages = {
+    {"greeting", {{"en", "Hello"}, {"fr", "Bonjour"}, {"ja", "こんにちは"}}},
+    {"farewell", {{"en", "Goodbye"}, {"fr", "Au revoir"}, {"ja", "さようなら"}}},
+};
+
+void SetLocale(std::string_view locale) { g_get_locale_store()->locale = locale; }
+
+std::string Locale() {
+  const LocaleStore& store = *g_get_locale_store();
+  return store.locale.empty() ? std::string(kFallbackLocale) : store.locale;
+}
+
+std::string Translate(std::string_view key) {
+  auto message = kMessages.find(key);
+  if (message == kMessages.end()) return std::string(key);
+  const std::string locale = Locale();
+  auto text = message->second.find(locale);
+  if (text == message->second.end()) text = message->second.find(std::string(kFallbackLocale));
+  return text->second;
+}
+
+void WithLocaleThunk(const char* locale, void (*fn)(void*), void* arg) {
+  g_run_with_locale(locale, fn, arg);
+}
+
+LocaleStore* FallbackStore() { return &g_fallback_store; }
+
+const I18nApi kI18nApi{&SetLocale, &Locale, &Translate, &WithLocaleThunk, &FallbackStore};
+const modgraph_slot_decl kSlots[] = {g_get_locale_store.decl(), g_run_with_locale.decl()};
+
+}  // namespace
+}  // namespace modgraph::modules
+
+MODGRAPH_MODULE(i18n, {.id = "i18n",
+                       .slots = modgraph::modules::kSlots,
+                       .api = &modgraph::modules::kI18nApi});

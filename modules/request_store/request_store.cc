@@ -1,0 +1,15 @@
+// The `request-store` module: hands pages the request's store. The store lives
+// in the unified request context (modgraph_core), so every instance of this
+// module, in every environment, sees the same store for the same request.
+#include "modgraph/modules/request_store.h"
+
+#include "modgraph/loader/sdk.h"
+
+namespace modgraph::modules {
+namespace {
+RequestStore Store() { return request_store(); }
+const RequestStoreApi kApi{&Store};
+}  // namespace
+}  // namespace modgraph::modules
+
+MODGRAPH_MODULE(request_store, {.id = "request-store", .api = &modgraph::modules::kApi});

@@ -1,0 +1,104 @@
+// registry.h — the instance registry: every (environment, instance, slot) and
+// whether a provider registered on it.
+//
+// The environment layer reports each instance that becomes ready, each accessor
+// a provider registers and each instance it unloads. The registry keeps:
+//   - one record per instance with its slots, each either still on the
+//     module-level default or registered by provider P at time T;
+//   - twins: the same module id in other environments;
+//   - the provider catalog: which modules declare they provide accessors for
+//     which (from descriptors, and from the topology's [providers] table).
+// It watches every slot with the sentinel, so run-time reports name the
+// environment, module and slot, and the provider that would fix them.
+//
+//   for (const Finding& f : registry.Findings())
+//     // f.instance = "ssr#head", f.slot = "get_ssr_head_children",
+//     // f.registered_twins = {"node#head"}, f.fixing_providers = {"head-state"}
+#ifndef MODGRAPH_REGISTRY_REGISTRY_H_
+#define MODGRAPH_REGISTRY_REGISTRY_H_
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modgraph/loader/module_abi.h"
+#include "modgraph/registry/policy.h"
+#include "modgraph/registry/sentinel.h"
+
+namespace modgraph {
+
+struct SlotRecord {
+  std::string slot;
+  std::string signature;
+  bool registered = false;
+  std::string provider;  // the registering instance, e.g. "node#head-state"
+  std::chrono::system_clock::time_point registered_at{};
+};
+
+struct InstanceRecord {
+  std::string environment;
+  std::string module;
+  std::string instance;  // "env#module"
+  std::string library;   // the loaded copy
+  Policy policy = Policy::kWarn;
+  std::vector<std::string> imports;       // instance names
+  std::vector<std::string> provides_for;  // module ids
+  std::vector<SlotRecord> slots;
+};
+
+// One slot still on its module-level default.
+struct Finding {
+  std::string environment;
+  std::string module;
+  std::string instance;
+  std::string slot;
+  std::vector<std::string> registered_twins;  // same module, same slot, registered elsewhere
+  std::vector<std::string> fixing_providers;  // modules declaring they provide for `module`
+};
+
+class Registry {
+ public:
+  explicit Registry(Sentinel& sentinel = Sentinel::Global());
+  ~Registry();  // stops watching every slot it watched
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // An instance became ready. `slots` are its descriptor's slots; their state
+  // (default or not) is read from the slots themselves.
+  void AddInstance(InstanceRecord record, std::span<const modgraph_slot_decl> slots);
+  // `provider` registered an accessor on `slot` of `instance`.
+  void MarkRegistered(std::string_view instance, std::string_view slot, std::string_view provider);
+  // The instance is being unloaded.
+  void RemoveInstance(std::string_view instance);
+  // Adds to the provider catalog (the topology's [providers] table).
+  void DeclareProvider(std::string_view provider_module, std::string_view target_module);
+
+  std::vector<InstanceRecord> instances() const;
+  std::optional<InstanceRecord> Find(std::string_view instance) const;
+  // Modules that declare they provide accessors for `module`, sorted.
+  std::vector<std::string> ProvidersFor(std::string_view module) const;
+  // Every slot still on its default, with twins and fixing providers; sorted by
+  // instance then slot.
+  std::vector<Finding> Findings() const;
+
+ private:
+  struct Entry {
+    InstanceRecord record;
+    std::vector<void* const*> slot_keys;  // parallel to record.slots
+  };
+  void RefreshFixingProviders(std::string_view module);
+
+  Sentinel& sentinel_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::map<std::string, std::set<std::string>, std::less<>> providers_;  // target → providers
+};
+
+}  // namespace modgraph
+
+#endif  // MODGRAPH_REGISTRY_REGISTRY_H_

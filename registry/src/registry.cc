@@ -1,0 +1,113 @@
+// The instance registry; see registry.h.
+#include "modgraph/registry/registry.h"
+
+#include <algorithm>
+
+namespace modgraph {
+
+Registry::Registry(Sentinel& sentinel) : sentinel_(sentinel) {}
+
+Registry::~Registry() {
+  for (const auto& [name, entry] : entries_) {
+    for (void* const* key : entry.slot_keys) sentinel_.Unwatch(key);
+  }
+}
+
+void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_decl> slots) {
+  RemoveInstance(record.instance);  // a reload replaces the old record
+  Entry entry;
+  for (const modgraph_slot_decl& slot : slots) {
+    record.slots.push_back({.slot = slot.name,
+                            .signature = slot.signature,
+                            .registered = *slot.active_impl != slot.default_impl});
+    entry.slot_keys.push_back(slot.active_impl);
+    sentinel_.Watch(slot.active_impl, {.environment = record.environment,
+                                       .module = record.module,
+                                       .instance = record.instance,
+                                       .slot = slot.name,
+                                       .policy = record.policy,
+                                       .fixing_providers = ProvidersFor(record.module)});
+  }
+  std::vector<std::string> targets = record.provides_for;
+  const std::string provider = record.module;
+  entry.record = std::move(record);
+  entries_.insert_or_assign(entry.record.instance, std::move(entry));
+  for (const std::string& target : targets) DeclareProvider(provider, target);
+}
+
+void Registry::MarkRegistered(std::string_view instance, std::string_view slot,
+                              std::string_view provider) {
+  auto it = entries_.find(instance);
+  if (it == entries_.end()) return;
+  for (SlotRecord& record : it->second.record.slots) {
+    if (record.slot != slot) continue;
+    record.registered = true;
+    record.provider = std::string(provider);
+    record.registered_at = std::chrono::system_clock::now();
+  }
+}
+
+void Registry::RemoveInstance(std::string_view instance) {
+  auto it = entries_.find(instance);
+  if (it == entries_.end()) return;
+  for (void* const* key : it->second.slot_keys) sentinel_.Unwatch(key);
+  entries_.erase(it);
+}
+
+void Registry::DeclareProvider(std::string_view provider_module, std::string_view target_module) {
+  auto [it, inserted] = providers_[std::string(target_module)].insert(std::string(provider_module));
+  if (inserted) RefreshFixingProviders(target_module);
+}
+
+void Registry::RefreshFixingProviders(std::string_view module) {
+  const std::vector<std::string> providers = ProvidersFor(module);
+  for (const auto& [name, entry] : entries_) {
+    if (entry.record.module != module) continue;
+    for (void* const* key : entry.slot_keys) sentinel_.SetFixingProviders(key, providers);
+  }
+}
+
+std::vector<InstanceRecord> Registry::instances() const {
+  std::vector<InstanceRecord> out;
+  for (const auto& [name, entry] : entries_) out.push_back(entry.record);
+  return out;
+}
+
+std::optional<InstanceRecord> Registry::Find(std::string_view instance) const {
+  auto it = entries_.find(instance);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.record;
+}
+
+std::vector<std::string> Registry::ProvidersFor(std::string_view module) const {
+  auto it = providers_.find(module);
+  if (it == providers_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+std::vector<Finding> Registry::Findings() const {
+  std::vector<Finding> findings;
+  for (const auto& [name, entry] : entries_) {
+    const InstanceRecord& record = entry.record;
+    for (const SlotRecord& slot : record.slots) {
+      if (slot.registered) continue;
+      Finding finding{.environment = record.environment,
+                      .module = record.module,
+                      .instance = record.instance,
+                      .slot = slot.slot,
+                      .registered_twins = {},
+                      .fixing_providers = ProvidersFor(record.module)};
+      for (const auto& [other_name, other] : entries_) {
+        if (other.record.module != record.module || other_name == name) continue;
+        const bool registered =
+            std::any_of(other.record.slots.begin(), other.record.slots.end(),
+                        [&](const SlotRecord& s) { return s.slot == slot.slot && s.registered; });
+        if (registered) finding.registered_twins.push_back(other_name);
+      }
+      findings.push_back(std::move(finding));
+    }
+  }
+  return findings;
+}
+
+}  // namespace modgraph
