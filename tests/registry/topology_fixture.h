@@ -1,0 +1,56 @@
+// Loads the built-in dev and prod topologies for the registry suites.
+#ifndef MODGRAPH_TESTS_REGISTRY_TOPOLOGY_FIXTURE_H_
+#define MODGRAPH_TESTS_REGISTRY_TOPOLOGY_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <ostream>
+
+#include "absl/strings/string_view.h"
+#include "modgraph/environments/topology.h"
+#include "modgraph/registry/sentinel.h"
+
+namespace absl {
+inline void PrintTo(absl::string_view text, std::ostream* os) { *os << std::string(text); }
+}  // namespace absl
+
+namespace modgraph::testing {
+
+inline const std::filesystem::path kModuleDir = MODGRAPH_TEST_MODULE_DIR;
+inline const std::filesystem::path kBundle = MODGRAPH_TEST_BUNDLE;
+
+inline std::unique_ptr<Topology> LoadTopology(TopologySpec spec, Policy policy) {
+  OverridePolicy(spec, policy);
+  auto topology = Topology::Create(std::move(spec));
+  EXPECT_TRUE(topology.ok()) << topology.status();
+  if (!topology.ok()) return nullptr;
+  for (const absl::Status& error : (*topology)->LoadEntries()) ADD_FAILURE() << error;
+  return *std::move(topology);
+}
+
+inline std::unique_ptr<Topology> Dev(Policy policy) {
+  return LoadTopology(DevTopology(kModuleDir), policy);
+}
+inline std::unique_ptr<Topology> Prod(Policy policy = Policy::kWarn) {
+  return LoadTopology(ProdTopology(kBundle), policy);
+}
+
+template <class Api>
+const Api& ApiOf(const Topology& topology, std::string_view env, std::string_view module) {
+  const Instance* instance = topology.environment(env)->Find(module);
+  if (instance == nullptr) throw std::runtime_error("no instance");
+  return *instance->api<Api>();
+}
+
+// Each test starts with no recorded sentinel events.
+class SentinelTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Sentinel::Global().ClearEvents(); }
+  Sentinel& sentinel() { return Sentinel::Global(); }
+};
+
+}  // namespace modgraph::testing
+
+#endif  // MODGRAPH_TESTS_REGISTRY_TOPOLOGY_FIXTURE_H_
