@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -100,8 +101,8 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   }
   TopologySpec spec;
   spec.origin = std::string(origin);
-  const std::set<std::string_view> top_keys = {"name",          "environments", "policy",
-                                               "deployment_id", "build_id",     "providers"};
+  const std::set<std::string_view> top_keys = {
+      "name", "environments", "policy", "deployment_id", "build_id", "providers", "server"};
   if (absl::Status s = UnknownKeys(root, top_keys, origin, "the topology"); !s.ok()) return s;
   absl::StatusOr<std::string> name = RequiredString(root, "name", origin, "the topology");
   if (!name.ok()) return name.status();
@@ -126,6 +127,27 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       if (!list.ok()) return list.status();
       spec.providers[std::string(target.str())] = *std::move(list);
     }
+  }
+  if (const toml::node* server = root.get("server")) {
+    const toml::table* table = server->as_table();
+    if (table == nullptr) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: 'server' must be a table: [server]", Where(*server, origin)));
+    }
+    const std::set<std::string_view> server_keys = {"pages_environment", "entry_environment",
+                                                    "pages"};
+    if (absl::Status s = UnknownKeys(*table, server_keys, origin, "[server]"); !s.ok()) return s;
+    for (auto [key, field] : {std::pair{"pages_environment", &spec.server.pages_environment},
+                              std::pair{"entry_environment", &spec.server.entry_environment}}) {
+      if (table->get(key) == nullptr) continue;
+      absl::StatusOr<std::string> value = RequiredString(*table, key, origin, "[server]");
+      if (!value.ok()) return value.status();
+      *field = *value;
+    }
+    absl::StatusOr<std::vector<std::string>> pages =
+        StringList(*table, "pages", origin, "[server]");
+    if (!pages.ok()) return pages.status();
+    spec.server.pages = *std::move(pages);
   }
   for (std::string_view key : {"deployment_id", "build_id"}) {
     if (const toml::node* node = root.get(key)) {
@@ -219,6 +241,10 @@ absl::StatusOr<TopologySpec> LoadTopologyFile(const fs::path& path) {
   return ParseTopology(text.str(), path.string(), fs::absolute(path).parent_path());
 }
 
+// The example application's page plugins (plugins/).
+constexpr std::array<const char*, 4> kExamplePages = {"concurrent-head", "concurrent-router",
+                                                      "request-store-page", "cached-page"};
+
 TopologySpec DevTopology(const fs::path& module_dir) {
   TopologySpec spec;
   spec.name = "dev";
@@ -230,10 +256,15 @@ TopologySpec DevTopology(const fs::path& module_dir) {
                                .mode = EnvironmentMode::kIsolated,
                                .module_roots = {module_dir},
                                .entry_modules = {"server-entry"}});
+  std::vector<std::string> ssr_entries = {"i18n-state"};
+  ssr_entries.insert(ssr_entries.end(), kExamplePages.begin(), kExamplePages.end());
   spec.environments.push_back({.name = "ssr",
                                .mode = EnvironmentMode::kIsolated,
                                .module_roots = {module_dir},
-                               .entry_modules = {"i18n-state", "head", "router"}});
+                               .entry_modules = std::move(ssr_entries)});
+  spec.server = {.pages_environment = "ssr",
+                 .entry_environment = "node",
+                 .pages = {kExamplePages.begin(), kExamplePages.end()}};
   return spec;
 }
 
@@ -245,7 +276,12 @@ TopologySpec ProdTopology(const fs::path& bundle) {
                                .mode = EnvironmentMode::kBundled,
                                .module_roots = {bundle.parent_path()},
                                .bundle = bundle,
-                               .entry_modules = {"server-entry", "i18n-state", "head", "router"}});
+                               .entry_modules = {"server-entry", "i18n-state"}});
+  spec.environments.back().entry_modules.insert(spec.environments.back().entry_modules.end(),
+                                                kExamplePages.begin(), kExamplePages.end());
+  spec.server = {.pages_environment = "prod",
+                 .entry_environment = "prod",
+                 .pages = {kExamplePages.begin(), kExamplePages.end()}};
   return spec;
 }
 

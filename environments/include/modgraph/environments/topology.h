@@ -12,6 +12,10 @@
 //   build_id = "b-7"
 //   [providers]                    # extra provider declarations (descriptors declare too)
 //   head = ["head-state"]
+//   [server]                       # what `modgraph serve` serves
+//   pages_environment = "ssr"
+//   entry_environment = "node"
+//   pages = ["concurrent-head"]
 //   [[environments]]
 //   name = "node"
 //   mode = "isolated"             # or "bundled"
@@ -43,6 +47,13 @@
 
 namespace modgraph {
 
+// What a plugin server serves from this topology.
+struct ServerSpec {
+  std::string pages_environment;   // where pages render: "ssr" in dev
+  std::string entry_environment;   // where the server entry lives: "node" in dev
+  std::vector<std::string> pages;  // page module ids
+};
+
 struct TopologySpec {
   std::string name;
   std::vector<EnvironmentSpec> environments;
@@ -53,6 +64,7 @@ struct TopologySpec {
   // target module → modules that provide accessors for it, beyond what loaded
   // descriptors declare.
   std::map<std::string, std::vector<std::string>> providers;
+  ServerSpec server;
 };
 
 // Sets every environment's policy (the CLI's --policy).

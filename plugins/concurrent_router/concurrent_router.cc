@@ -1,0 +1,42 @@
+// The `concurrent-router` page: renders the pathname and query as the page sees
+// them through this environment's router (what useRouter() returns). The server
+// sets the route before rendering; the page reads it after awaiting work.
+#include <fmt/format.h>
+
+#include "modgraph/loader/sdk.h"
+#include "modgraph/modules/router.h"
+#include "modgraph/plugins/page.h"
+
+namespace modgraph::plugins {
+namespace {
+
+const modules::RouterApi* g_router = nullptr;
+
+boost::asio::awaitable<PageResult> Render(PageRequest request) {
+  g_router->set_route(request.path, request.query);
+  co_await request.async_work();
+  std::string query;
+  for (const auto& [key, value] : g_router->query()) {
+    query += fmt::format("<li data-key=\"{}\">{}</li>", key, value);
+  }
+  co_return PageResult{
+      .status = 200,
+      .head = "<title>router</title>",
+      .body = fmt::format("<p data-testid=\"pathname\">{}</p><ul data-testid=\"query\">{}</ul>",
+                          g_router->pathname(), query)};
+}
+
+void Init(sdk::ModuleContext& context) {
+  g_router = &context.import <modules::RouterApi>("router");
+}
+
+const char* const kImports[] = {"router"};
+const PageApi kPage{"/concurrent-router", &Render};
+
+}  // namespace
+}  // namespace modgraph::plugins
+
+MODGRAPH_MODULE(concurrent_router, {.id = "concurrent-router",
+                                    .imports = modgraph::plugins::kImports,
+                                    .api = &modgraph::plugins::kPage,
+                                    .init = &modgraph::plugins::Init});
