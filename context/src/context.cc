@@ -65,15 +65,21 @@ ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::ui
 }
 
 // Iterative, so that releasing a long chain of children cannot overflow the stack.
-void release(ContextRep* rep) noexcept {
-  while (rep != nullptr && rep->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+// A rep may die while it is current: a scope that borrows it (a resumption through
+// a borrowing ContextExecutor, or run() on a Context the body then drops) can see
+// its last reference go. The anchor is cleared first so that the destructors of
+// its values and states, and anything after them until the scope restores the
+// anchor, never read freed memory; they run outside any context.
+void destroy(ContextRep* rep) noexcept {
+  do {
+    if (tls_current == rep) tls_current = nullptr;
     ContextRep* parent = rep->parent;
     delete rep->own_value;
     delete rep->own_request;
     rep->~ContextRep();
     ::operator delete(rep);
     rep = parent;
-  }
+  } while (rep != nullptr && rep->refs.fetch_sub(1, std::memory_order_acq_rel) == 1);
 }
 
 }  // namespace modgraph::context_internal

@@ -5,6 +5,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -230,6 +232,191 @@ TEST(AsioPropagationTest, WrappedExecutorForwardsPropertiesAndKeepsTheContext) {
   auto rewrapped = wrap_executor(ex, Context());
   static_assert(std::is_same_v<decltype(rewrapped), decltype(ex)>);
   EXPECT_TRUE(rewrapped.context().empty());
+}
+
+// --- Lifetime of the borrowed context in modgraph::co_spawn (see asio.h). In
+// each test the request's own handle is gone right after spawning, so the
+// coroutine's pin (and whatever Asio tracks) holds the last reference; ASan
+// reports any use of the context after it is freed. ---
+
+// Logs its destruction: shows when the request context died, and that
+// destructors run outside any context.
+struct LifeState {
+  std::vector<std::string>* log = nullptr;
+  LifeState() = default;
+  LifeState(const LifeState&) = delete;
+  LifeState& operator=(const LifeState&) = delete;
+  ~LifeState() {
+    if (log != nullptr) log->push_back(in_request_scope() ? "destroyed in a scope" : "destroyed");
+  }
+};
+const StateKind<LifeState> kLife{"test.asio.life"};
+
+std::string seen(const char* what) {
+  const LifeState* life = kLife.get();
+  return std::string(what) + " " + std::to_string(current_request_id()) +
+         (life != nullptr && life->log != nullptr ? "" : " (no state)");
+}
+
+// An executor that never runs work inline, even when asked to (ignores
+// blocking.possibly): co_spawn's completion is then queued rather than run in
+// place, and runs after the coroutine's frame is gone.
+struct AlwaysQueued {
+  asio::io_context* io;
+  asio::io_context& query(asio::execution::context_t) const noexcept { return *io; }
+  static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept {
+    return asio::execution::blocking.never;
+  }
+  AlwaysQueued require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+  template <class F>
+  void execute(F&& f) const {
+    asio::require(io->get_executor(), asio::execution::blocking.never).execute(std::forward<F>(f));
+  }
+  friend bool operator==(const AlwaysQueued& a, const AlwaysQueued& b) noexcept {
+    return a.io == b.io;
+  }
+  friend bool operator!=(const AlwaysQueued& a, const AlwaysQueued& b) noexcept {
+    return a.io != b.io;
+  }
+};
+
+TEST(AsioLifetimeTest, SpawnHoldsTheContextUntilTheCompletionHasRun) {
+  asio::io_context io;
+  std::vector<std::string> log;
+  run_request(RequestContext::create(40), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          kLife.get()->log = &log;
+          co_await asio::post(asio::use_awaitable);
+          log.push_back(seen("body"));
+        },
+        [&](std::exception_ptr) { log.push_back(seen("completion")); });
+  });
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"body 40", "completion 40", "destroyed"}));
+  EXPECT_FALSE(in_request_scope());
+}
+
+TEST(AsioLifetimeTest, QueuedCompletionAfterTheCoroutineFinishedHoldsTheContext) {
+  asio::io_context io;
+  std::vector<std::string> log;
+  run_request(RequestContext::create(41), [&] {
+    modgraph::co_spawn(
+        AlwaysQueued{&io},
+        [&]() -> asio::awaitable<void> {
+          kLife.get()->log = &log;
+          co_await asio::post(asio::use_awaitable);
+          log.push_back(seen("body"));
+        },
+        [&](std::exception_ptr e) {
+          log.push_back(seen(e ? "failed" : "completion"));
+        });
+  });
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"body 41", "completion 41", "destroyed"}));
+}
+
+TEST(AsioLifetimeTest, ChildSpawnedOnTheCoroutineExecutorOutlivesItsParent) {
+  asio::io_context io;
+  std::vector<std::string> log;
+  run_request(RequestContext::create(42), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          kLife.get()->log = &log;
+          asio::co_spawn(
+              co_await asio::this_coro::executor,  // borrows; the child's work guard owns
+              [&]() -> asio::awaitable<void> {
+                asio::steady_timer timer(co_await asio::this_coro::executor, microseconds(500));
+                co_await timer.async_wait(asio::use_awaitable);
+                co_await asio::post(asio::use_awaitable);
+                log.push_back(seen("child"));
+              },
+              asio::detached);
+          log.push_back(seen("parent"));
+        },
+        [&](std::exception_ptr) { log.push_back(seen("parent completion")); });
+  });
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"parent 42", "parent completion 42", "child 42",
+                                           "destroyed"}));
+}
+
+TEST(AsioLifetimeTest, WorkPostedThroughAnOwningWrapRunsAfterTheCoroutineInItsContext) {
+  asio::io_context io;
+  std::vector<std::string> log;
+  run_request(RequestContext::create(43), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          kLife.get()->log = &log;
+          auto owning = wrap_executor(co_await asio::this_coro::executor);
+          auto bound = bind_context([&] { log.push_back(seen("bound")); });
+          // Two hops, so that the work runs after the coroutine and its completion.
+          asio::post(owning, [&, owning] {
+            asio::post(owning, [&] { log.push_back(seen("posted")); });
+          });
+          asio::post(io, [&, bound]() mutable { asio::post(io, std::move(bound)); });
+          log.push_back(seen("body"));
+        },
+        [&](std::exception_ptr) { log.push_back(seen("completion")); });
+  });
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"body 43", "completion 43", "posted 43", "bound 43",
+                                           "destroyed"}));
+}
+
+TEST(AsioLifetimeTest, DeferredSpawnHoldsTheContextUntilInitiated) {
+  asio::io_context io;
+  std::vector<std::string> log;
+  auto op = run_request(RequestContext::create(44), [&] {
+    kLife.get()->log = &log;
+    return modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await asio::post(asio::use_awaitable);
+          log.push_back(seen("body"));
+        },
+        asio::deferred);
+  });
+  EXPECT_FALSE(in_request_scope());
+  EXPECT_TRUE(log.empty());  // the deferred operation keeps the request alive
+  std::move(op)([&](std::exception_ptr) { log.push_back(seen("completion")); });
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"body 44", "completion 44", "destroyed"}));
+}
+
+TEST(AsioLifetimeTest, CoroutineExecutorBorrowsTrackedCopiesOwn) {
+  asio::io_context io;
+  using Plain = ContextExecutor<asio::io_context::executor_type>;
+  using Never = ContextExecutor<std::decay_t<decltype(asio::require(
+      io.get_executor(), asio::execution::blocking.never))>>;
+  using Tracked = ContextExecutor<std::decay_t<decltype(asio::prefer(
+      io.get_executor(), asio::execution::outstanding_work.tracked))>>;
+  bool checked = false;
+  run_request(RequestContext::create(45), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const asio::any_io_executor ex = co_await asio::this_coro::executor;
+          const asio::any_io_executor never = asio::require(ex, asio::execution::blocking.never);
+          const asio::any_io_executor tracked =
+              asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          EXPECT_TRUE(ex.target<Plain>() != nullptr && !ex.target<Plain>()->owns_context());
+          EXPECT_TRUE(never.target<Never>() != nullptr &&
+                      !never.target<Never>()->owns_context());
+          EXPECT_TRUE(tracked.target<Tracked>() != nullptr &&
+                      tracked.target<Tracked>()->owns_context());
+          EXPECT_TRUE(wrap_executor(*ex.target<Plain>()).owns_context());
+          // Ownership does not change identity.
+          EXPECT_TRUE(ex.target<Plain>()->context() == current());
+          checked = true;
+        },
+        asio::detached);
+  });
+  io.run();
+  EXPECT_TRUE(checked);
 }
 
 }  // namespace

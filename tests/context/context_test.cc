@@ -104,6 +104,20 @@ TEST(ContextTest, NamedKeyWithAnotherTypeFailsLoudly) {
   }
 }
 
+// run() borrows its context; if the body drops the last reference, the context
+// dies while installed. The anchor must not be left pointing at freed memory.
+TEST(ContextTest, DroppingTheLastReferenceInsideItsScopeClearsTheAnchor) {
+  Context ctx = Context().with(kNumber, 5);
+  const int* seen_after = &*ctx.get(kNumber);
+  run(ctx, [&] {
+    ASSERT_NE(get(kNumber), nullptr);
+    ctx = Context();  // the last reference: the context is destroyed here
+    seen_after = get(kNumber);
+  });
+  EXPECT_EQ(seen_after, nullptr);
+  EXPECT_TRUE(current().empty());
+}
+
 TEST(ContextTest, ReleasingALongChainDoesNotRecurse) {
   Context ctx;
   for (int i = 0; i < 200000; ++i) ctx = ctx.with(kNumber, i);

@@ -79,9 +79,15 @@ struct ContextRep {
 // descriptor call in a PIC module.
 extern constinit thread_local ContextRep* tls_current;
 
-void release(ContextRep* rep) noexcept;
+// Frees `rep` (whose count reached zero) and releases its parent chain.
+void destroy(ContextRep* rep) noexcept;
 inline void retain(ContextRep* rep) noexcept {
   if (rep != nullptr) rep->refs.fetch_add(1, std::memory_order_relaxed);
+}
+// Inline fast path: one atomic decrement; the call into the core happens only
+// when the last reference goes.
+inline void release(ContextRep* rep) noexcept {
+  if (rep != nullptr && rep->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(rep);
 }
 
 // Allocates a child of `parent` (may be null) whose slot `index` holds `box`;
@@ -171,6 +177,10 @@ class Context {
   context_internal::ContextRep* rep() const noexcept { return rep_; }
   // Takes ownership of one reference to `rep`.
   explicit Context(context_internal::ContextRep* rep) noexcept : rep_(rep) {}
+  // Gives up this handle's reference to the caller; the context becomes empty.
+  [[nodiscard]] context_internal::ContextRep* detach() noexcept {
+    return std::exchange(rep_, nullptr);
+  }
 
   template <class T>
   static const T* lookup(const context_internal::ContextRep* rep, const Key<T>& key) noexcept {
