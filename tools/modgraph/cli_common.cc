@@ -1,0 +1,78 @@
+// Shared pieces of the subcommands; see cli_common.h.
+#include "cli_common.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "builtin_topologies.h"
+
+namespace modgraph::tools {
+
+void AddTopologyOptions(CLI::App& command, TopologyOptions& options) {
+  command.add_option("-t,--topology", options.topology, "dev, prod or a topology .toml file")
+      ->capture_default_str();
+  command
+      .add_option("-p,--policy", options.policy,
+                  "override every environment's policy: warn, strict or auto (default: the "
+                  "topology's own)")
+      ->check(CLI::IsMember({"warn", "strict", "auto"}));
+}
+
+absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
+  absl::StatusOr<TopologySpec> spec = ResolveTopology(options.topology);
+  if (!spec.ok()) return spec.status();
+  if (!options.policy.empty()) {
+    std::optional<Policy> policy = ParsePolicy(options.policy);
+    if (!policy) {
+      return absl::InvalidArgumentError(
+          fmt::format("unknown policy '{}': use warn, strict or auto", options.policy));
+    }
+    OverridePolicy(*spec, *policy);
+  }
+  absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
+  if (!topology.ok()) return topology.status();
+  LoadedTopology loaded{.topology = *std::move(topology), .errors = {}};
+  loaded.errors = loaded.topology->LoadEntries();
+  return loaded;
+}
+
+bool UseColor(std::FILE* stream) {
+  if (const char* no_color = std::getenv("NO_COLOR"); no_color != nullptr && *no_color != '\0') {
+    return false;
+  }
+  return ::isatty(::fileno(stream)) == 1;
+}
+
+void PrintError(std::string_view message, std::string_view hint) {
+  const bool color = UseColor(stderr);
+  fmt::print(stderr, "modgraph: {}{}{} {}\n", color ? "\x1b[1;31m" : "",
+             "error:", color ? "\x1b[0m" : "", message);
+  if (!hint.empty()) fmt::print(stderr, "  {}\n", hint);
+}
+
+absl::Status WriteOutput(const std::string& path, std::string_view content) {
+  if (path.empty() || path == "-") {
+    if (std::fwrite(content.data(), 1, content.size(), stdout) != content.size() ||
+        std::fflush(stdout) != 0) {
+      return absl::UnavailableError(
+          fmt::format("cannot write to standard output: {}", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file.write(content.data(), static_cast<std::streamsize>(content.size()));
+  file.close();
+  if (!file) {
+    return absl::PermissionDeniedError(
+        fmt::format("cannot write '{}': {}; check that its directory exists and is writable", path,
+                    std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace modgraph::tools

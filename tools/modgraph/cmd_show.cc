@@ -1,0 +1,78 @@
+// modgraph show: each environment's instances and where their state lives.
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "builtin_topologies.h"
+#include "cli_common.h"
+#include "command.h"
+
+namespace modgraph::tools {
+namespace {
+
+// Where an instance's module-level state lives: the mapped copy and its base.
+std::string StateLocation(const Instance& instance) {
+  Dl_info info{};
+  if (::dladdr(&instance.descriptor(), &info) != 0 && info.dli_fbase != nullptr) {
+    return fmt::format("{} @ {}", instance.library().loaded_path().string(), info.dli_fbase);
+  }
+  return instance.library().loaded_path().string();
+}
+
+int Show(const std::vector<std::string>& topologies) {
+  int exit_code = kExitClean;
+  for (const std::string& name : topologies) {
+    absl::StatusOr<TopologySpec> spec = ResolveTopology(name);
+    if (!spec.ok()) {
+      PrintError(std::string(spec.status().message()));
+      exit_code = kExitError;
+      continue;
+    }
+    absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
+    if (!topology.ok()) {
+      PrintError(std::string(topology.status().message()));
+      exit_code = kExitError;
+      continue;
+    }
+    std::vector<absl::Status> errors = (*topology)->LoadEntries();
+    const TopologySpec& loaded = (*topology)->spec();
+    fmt::print("topology {} ({}): {} environment(s)\n", loaded.name, loaded.origin,
+               loaded.environments.size());
+    for (const auto& env : (*topology)->environments()) {
+      fmt::print("  environment {} ({})\n", env->name(), ToString(env->spec().mode));
+      for (const Instance* instance : env->instances()) {
+        std::vector<std::string> imports;
+        for (const Instance* imported : instance->imports()) imports.push_back(imported->name());
+        fmt::print("    {:<22} state in {}\n", instance->name(), StateLocation(*instance));
+        if (!imports.empty()) {
+          fmt::print("    {:<22} imports {}\n", "", fmt::join(imports, ", "));
+        }
+      }
+    }
+    std::fflush(stdout);
+    for (const absl::Status& error : errors) {
+      PrintError(std::string(error.message()));
+      exit_code = kExitError;
+    }
+  }
+  return exit_code;
+}
+
+}  // namespace
+
+void AddShowCommand(CLI::App& app, int& exit_code) {
+  auto topologies = std::make_shared<std::vector<std::string>>();
+  CLI::App* command = app.add_subcommand(
+      "show", "Load topologies and print each environment's instances and where their state lives");
+  command
+      ->add_option("-t,--topology", *topologies, "dev, prod or a topology .toml file (repeatable)")
+      ->default_val(std::vector<std::string>{"dev", "prod"});
+  command->footer("Exit status: 0 loaded, 2 a topology or module failed to load.");
+  command->callback([topologies, &exit_code] { exit_code = Show(*topologies); });
+}
+
+}  // namespace modgraph::tools
