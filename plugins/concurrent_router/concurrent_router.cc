@@ -15,15 +15,18 @@ const modules::RouterApi* g_router = nullptr;
 boost::asio::awaitable<PageResult> Render(PageRequest request) {
   g_router->set_route(request.path, request.query);
   co_await request.async_work();
-  std::string query;
-  for (const auto& [key, value] : g_router->query()) {
-    query += fmt::format("<li data-key=\"{}\">{}</li>", key, value);
+  const std::map<std::string, std::string> query = g_router->query();
+  std::string items;
+  for (const auto& [key, value] : query) {
+    items += fmt::format("<li data-key=\"{}\">{}</li>", key, value);
   }
+  auto id = query.find("id");
   co_return PageResult{
       .status = 200,
       .head = "<title>router</title>",
-      .body = fmt::format("<p data-testid=\"pathname\">{}</p><ul data-testid=\"query\">{}</ul>",
-                          g_router->pathname(), query)};
+      .body = fmt::format("<p data-testid=\"req-id\">req-{}</p><p data-testid=\"pathname\">{}</p>"
+                          "<ul data-testid=\"query\">{}</ul>",
+                          id == query.end() ? "none" : id->second, g_router->pathname(), items)};
 }
 
 void Init(sdk::ModuleContext& context) {

@@ -1,0 +1,70 @@
+// modgraph/server/page_host.h — serves page plugins from a loaded topology.
+//
+// A PageHost finds each page module of the topology's [server] spec in the
+// environment pages render in (`ssr` in dev, the bundle in prod), and renders
+// it inside the current request scope: the page coroutine sees its request at
+// every resumption. The HTML document around the page comes from the
+// `server-entry` module of the entry environment (`node` in dev) when present.
+//
+//   auto topology = Topology::Create(DevTopology(module_dir));
+//   (*topology)->LoadEntries();
+//   auto pages = PageHost::Create(**topology);
+//   auto server = HttpServer::Start({}, (*pages)->MakeRouter(PageHost::YieldOnce));
+//
+// Under the strict policy a page that reaches an unregistered slot gets a 500
+// whose body is the policy's error (naming environment, module, slot and the
+// provider that would fix it); the server keeps serving.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "modgraph/environments/topology.h"
+#include "modgraph/plugins/page.h"
+#include "modgraph/server/http.h"
+#include "modgraph/server/router.h"
+
+namespace modgraph::server {
+
+class PageHost {
+ public:
+  // What a page awaits as its "asynchronous work", chosen per request.
+  using AsyncWork = std::function<boost::asio::awaitable<void>()>;
+  using WorkFactory = std::function<AsyncWork(const Request&)>;
+
+  // Looks up every page of `topology.spec().server` (importing it if it is not
+  // loaded yet). NotFound/InvalidArgument naming the page and environment when a
+  // page is missing or is not a page.
+  static absl::StatusOr<std::unique_ptr<PageHost>> Create(Topology& topology);
+
+  // Renders the page at `request.path` (404 if none) with `work` as its
+  // asynchronous work. Must run inside the request's scope.
+  boost::asio::awaitable<Response> Render(const Request& request, AsyncWork work) const;
+
+  // One route per page, each rendering with the work `make_work` picks.
+  Router MakeRouter(WorkFactory make_work) const;
+
+  // Default work: yields to the io_context once (other requests interleave),
+  // or waits `?delay_ms=N` milliseconds when the request asks.
+  static AsyncWork YieldOnce(const Request& request);
+
+  std::vector<std::string> routes() const;
+  const std::string& pages_environment() const { return pages_environment_; }
+
+ private:
+  struct Page {
+    std::string route;
+    std::string instance;  // "ssr#concurrent-head"
+    const plugins::PageApi* api;
+  };
+  PageHost() = default;
+
+  std::vector<Page> pages_;
+  std::string pages_environment_;
+  std::string (*document_)(std::string_view head, std::string_view body) = nullptr;
+};
+
+}  // namespace modgraph::server

@@ -1,0 +1,113 @@
+// Serving page plugins from a topology; see page_host.h.
+#include "modgraph/server/page_host.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+
+#include "modgraph/modules/server_entry.h"
+#include "modgraph/registry/sentinel.h"
+
+namespace modgraph::server {
+
+absl::StatusOr<std::unique_ptr<PageHost>> PageHost::Create(Topology& topology) {
+  const ServerSpec& spec = topology.spec().server;
+  Environment* pages_env = topology.environment(spec.pages_environment);
+  if (pages_env == nullptr) {
+    return absl::NotFoundError(fmt::format(
+        "topology '{}' serves pages from environment '{}', which it does not declare; set "
+        "[server] pages_environment to one of its environments",
+        topology.spec().name, spec.pages_environment));
+  }
+  if (spec.pages.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("topology '{}' declares no pages; list page modules in [server] pages",
+                    topology.spec().name));
+  }
+  std::unique_ptr<PageHost> host(new PageHost());
+  host->pages_environment_ = spec.pages_environment;
+  for (const std::string& id : spec.pages) {
+    absl::StatusOr<Instance*> page = pages_env->Import(id);
+    if (!page.ok()) return page.status();
+    const auto* api = (*page)->api<plugins::PageApi>();
+    if (api == nullptr || api->route == nullptr || api->render == nullptr) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{} is listed in [server] pages but exports no page (PageApi); remove it from pages",
+          (*page)->name()));
+    }
+    host->pages_.push_back({api->route, (*page)->name(), api});
+  }
+  if (Environment* entry_env = topology.environment(spec.entry_environment)) {
+    if (const Instance* entry = entry_env->Find("server-entry")) {
+      host->document_ = entry->api<modules::ServerEntryApi>()->document;
+    }
+  }
+  return host;
+}
+
+boost::asio::awaitable<Response> PageHost::Render(const Request& request, AsyncWork work) const {
+  auto page = std::find_if(pages_.begin(), pages_.end(),
+                           [&](const Page& p) { return p.route == request.path; });
+  if (page == pages_.end()) {
+    co_return Response{.status = 404,
+                       .content_type = "text/plain; charset=utf-8",
+                       .body = fmt::format("no page at {}\n", request.path)};
+  }
+  plugins::PageRequest page_request{.path = request.path,
+                                    .query = request.query,
+                                    .request_id = request.id,
+                                    .async_work = std::move(work)};
+  plugins::PageResult result;
+  try {
+    result = co_await page->api->render(std::move(page_request));
+  } catch (const StrictPolicyError& error) {
+    co_return Response{.status = 500,
+                       .content_type = "text/plain; charset=utf-8",
+                       .body = fmt::format("{}\n", error.what())};
+  }
+  std::string body = document_ != nullptr
+                         ? document_(result.head, result.body)
+                         : fmt::format("<!DOCTYPE html><html><head>{}</head><body>{}</body></html>",
+                                       result.head, result.body);
+  co_return Response{.status = result.status, .body = std::move(body)};
+}
+
+Router PageHost::MakeRouter(WorkFactory make_work) const {
+  Router router;
+  for (const Page& page : pages_) {
+    // Routes are unique per page list; a duplicate would be a topology mistake
+    // already visible in routes().
+    (void)router.Add(page.route, [this, make_work](const Request& request) {
+      return Render(request, make_work(request));
+    });
+  }
+  return router;
+}
+
+PageHost::AsyncWork PageHost::YieldOnce(const Request& request) {
+  int delay_ms = 0;
+  if (auto it = request.query.find("delay_ms"); it != request.query.end()) {
+    std::from_chars(it->second.data(), it->second.data() + it->second.size(), delay_ms);
+  }
+  return [delay_ms]() -> boost::asio::awaitable<void> {
+    auto executor = co_await boost::asio::this_coro::executor;
+    if (delay_ms <= 0) {
+      co_await boost::asio::post(executor, boost::asio::use_awaitable);
+    } else {
+      boost::asio::steady_timer timer(executor, std::chrono::milliseconds(delay_ms));
+      co_await timer.async_wait(boost::asio::use_awaitable);
+    }
+  };
+}
+
+std::vector<std::string> PageHost::routes() const {
+  std::vector<std::string> out;
+  for (const Page& page : pages_) out.push_back(page.route);
+  return out;
+}
+
+}  // namespace modgraph::server

@@ -1,0 +1,65 @@
+// modgraph/testing/matchers.h — GoogleTest matchers for test kit runs.
+//
+//   EXPECT_THAT(run, IsIsolated());            // each response only its own data
+//   EXPECT_THAT(run, HasFallbackHits("ssr#head"));
+//   EXPECT_THAT(run, HasCrossRequestLeak());
+//   EXPECT_THAT(parity, HasNoDivergences());
+#pragma once
+
+#include <gmock/gmock.h>
+
+#include <string>
+
+#include "modgraph/testing/testkit.h"
+
+namespace modgraph::testing {
+
+// Every response mentions its own marker ("req-N" for ?id=N), no other
+// request's marker, and the sentinel saw no cross-request leak.
+MATCHER(IsIsolated, "has every response carrying only its own request's data") {
+  const RunReport& run = arg;
+  bool isolated = run.leaks.empty();
+  for (std::size_t i : run.ContaminatedResponses()) {
+    *result_listener << "\n  response " << i << " (" << run.responses[i].target
+                     << ") carries another request's data";
+    isolated = false;
+  }
+  for (std::size_t i = 0; i < run.responses.size(); ++i) {
+    const std::string marker = MarkerOf(run.responses[i].target);
+    if (!marker.empty() && run.responses[i].body.find(marker) == std::string::npos) {
+      *result_listener << "\n  response " << i << " lacks its own marker " << marker;
+      isolated = false;
+    }
+  }
+  if (!run.leaks.empty()) *result_listener << "\n  " << run.leaks.size() << " leak(s) reported";
+  return isolated;
+}
+
+// The sentinel recorded at least one fallback hit (on `instance`, if given).
+MATCHER_P(HasFallbackHits, instance, "has fallback hits on " + std::string(instance)) {
+  for (const FallbackHit& hit : arg.fallback_hits) {
+    if (std::string(instance).empty() || hit.instance == instance) return true;
+  }
+  *result_listener << "with " << arg.fallback_hits.size() << " fallback hit(s) elsewhere";
+  return false;
+}
+
+MATCHER(HasCrossRequestLeak, "has a cross-request leak reported by the sentinel") {
+  if (!arg.leaks.empty()) {
+    const CrossRequestLeak& leak = arg.leaks.front();
+    *result_listener << "first: " << leak.instance << " slot " << leak.slot << " between requests "
+                     << leak.first_request << " and " << leak.second_request;
+    return true;
+  }
+  return false;
+}
+
+MATCHER(HasNoDivergences, "has dev and prod agreeing on every response") {
+  for (const Divergence& d : arg.divergences) {
+    *result_listener << "\n  " << d.target << ": dev " << d.dev_status << " " << d.dev_body
+                     << "\n    prod " << d.prod_status << " " << d.prod_body;
+  }
+  return arg.divergences.empty();
+}
+
+}  // namespace modgraph::testing

@@ -1,0 +1,120 @@
+// modgraph/testing/testkit.h — reproduce dev-vs-prod divergence on demand.
+//
+// FireConcurrent() sends N in-process requests at a loaded topology's pages, all
+// concurrently on one io_context thread, with an interleaving chosen by a seed:
+// requests start in a seeded order, each runs until its page awaits its
+// asynchronous work, and once all of them are parked there they are released one
+// by one in another seeded order. Every request writes its state before any
+// request reads — the interleaving that exposes shared module-level state — and
+// the same seed gives the same interleaving and the same result.
+//
+//   auto dev = LoadForTest(DevTopology(dir), Policy::kWarn);
+//   RunReport run = *FireConcurrent(*dev, Targets("/concurrent-head?id={}", 15), {.seed = 7});
+//   EXPECT_THAT(run, Not(IsIsolated()));
+//   EXPECT_THAT(run, HasCrossRequestLeak());
+//   Divergences diff = *RunParity(*dev, *prod, targets, {.seed = 7});
+//   std::vector<std::string> smallest = *MinimiseLeak(*dev, targets, {.seed = 7});
+//
+// The sentinel is process-wide: a run clears its recorded events first, and
+// reports the events of that run only. Do not run two kits at once.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "modgraph/environments/topology.h"
+#include "modgraph/registry/sentinel.h"
+
+namespace modgraph::testing {
+
+struct TestResponse {
+  std::string target;  // e.g. "/concurrent-head?id=3"
+  std::uint64_t request_id = 0;
+  int status = 0;
+  std::string body;
+};
+
+struct RunReport {
+  std::uint64_t seed = 0;
+  std::vector<TestResponse> responses;     // in the order of the targets
+  std::vector<std::size_t> start_order;    // indexes into responses
+  std::vector<std::size_t> release_order;  // indexes into responses
+  std::vector<FallbackHit> fallback_hits;
+  std::vector<CrossRequestLeak> leaks;
+
+  // Index of the response with this request id, or -1.
+  int IndexOf(std::uint64_t request_id) const;
+  // Responses whose body mentions another request's marker (see IsIsolated).
+  std::vector<std::size_t> ContaminatedResponses() const;
+};
+
+struct RunOptions {
+  std::uint64_t seed = 1;
+};
+
+// `count` targets made by replacing "{}" in `pattern` with 0..count-1.
+std::vector<std::string> Targets(std::string_view pattern, int count);
+
+// Creates and loads a topology with every environment on `policy`; errors if any
+// entry fails to load.
+absl::StatusOr<std::unique_ptr<Topology>> LoadForTest(TopologySpec spec, Policy policy);
+
+// Fires `targets` concurrently at the topology's pages (its [server] spec).
+absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std::string> targets,
+                                         RunOptions options = {});
+
+// One target whose dev and prod responses differ.
+struct Divergence {
+  std::string target;
+  int dev_status = 0, prod_status = 0;
+  std::string dev_body, prod_body;
+};
+struct ParityReport {
+  RunReport dev, prod;
+  std::vector<Divergence> divergences;
+};
+// Runs the same targets, same seed, against both topologies.
+absl::StatusOr<ParityReport> RunParity(Topology& dev, Topology& prod,
+                                       std::span<const std::string> targets,
+                                       RunOptions options = {});
+
+// True if the run shows a leak: a cross-request leak reported by the sentinel or
+// a response carrying another request's marker.
+bool Leaks(const RunReport& run);
+
+// The smallest subset of `targets` (in their original order) whose run, with
+// the same seed, still leaks; empty if the full run does not leak. Delta
+// debugging (ddmin): O(n log n) runs in the usual case.
+absl::StatusOr<std::vector<std::string>> MinimiseLeak(Topology& topology,
+                                                      std::span<const std::string> targets,
+                                                      RunOptions options = {});
+
+// Asynchronous work for pages served over HTTP that makes a concurrent burst
+// deterministic: each request parks at its first await until `parties` requests
+// have arrived, then all continue. With N concurrent requests and N parties,
+// every request writes its state before any request reads it.
+class ArrivalBarrier {
+ public:
+  explicit ArrivalBarrier(std::size_t parties);
+  ~ArrivalBarrier();
+  // The work for one request (thread-safe; usable as a PageHost work factory).
+  std::function<boost::asio::awaitable<void>()> Work();
+  std::size_t arrived() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// The marker a target's response must mention and no other response may: the
+// value of its `id` query parameter ("id=7" → "req-7"), or "" when it has none.
+std::string MarkerOf(std::string_view target);
+
+}  // namespace modgraph::testing

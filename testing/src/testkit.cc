@@ -1,0 +1,306 @@
+// The test kit: seeded concurrent in-process runs, parity and minimisation.
+#include "modgraph/testing/testkit.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cctype>
+#include <mutex>
+#include <numeric>
+#include <random>
+
+#include "modgraph/context/asio.h"
+#include "modgraph/context/request_context.h"
+#include "modgraph/server/http.h"
+#include "modgraph/server/page_host.h"
+
+namespace modgraph::testing {
+namespace asio = boost::asio;
+
+namespace {
+
+// True if `body` mentions `marker` as a whole token ("req-1" is not in "req-10").
+bool Mentions(std::string_view body, std::string_view marker) {
+  for (std::size_t at = body.find(marker); at != std::string_view::npos;
+       at = body.find(marker, at + 1)) {
+    const std::size_t end = at + marker.size();
+    const bool boundary_before = at == 0 || !std::isalnum(static_cast<unsigned char>(body[at - 1]));
+    const bool boundary_after =
+        end == body.size() ||
+        !(std::isalnum(static_cast<unsigned char>(body[end])) || body[end] == '-');
+    if (boundary_before && boundary_after) return true;
+  }
+  return false;
+}
+
+// One request of a run: where it is in the schedule.
+struct Slot {
+  explicit Slot(asio::io_context& io) : gate(io), finished(io) {
+    gate.expires_at(asio::steady_timer::time_point::max());
+    finished.expires_at(asio::steady_timer::time_point::max());
+  }
+  asio::steady_timer gate;      // cancelled to release the parked request
+  asio::steady_timer finished;  // cancelled when the request completed
+  bool parked = false;
+  bool done = false;
+};
+
+}  // namespace
+
+std::string MarkerOf(std::string_view target) {
+  std::string path;
+  std::map<std::string, std::string> query;
+  if (!server::DecodeTarget(target, path, query).ok()) return "";
+  auto id = query.find("id");
+  return id == query.end() ? "" : fmt::format("req-{}", id->second);
+}
+
+int RunReport::IndexOf(std::uint64_t request_id) const {
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    if (responses[i].request_id == request_id) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::vector<std::size_t> RunReport::ContaminatedResponses() const {
+  std::vector<std::size_t> contaminated;
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    const std::string own = MarkerOf(responses[i].target);
+    for (std::size_t j = 0; j < responses.size(); ++j) {
+      const std::string other = MarkerOf(responses[j].target);
+      if (!other.empty() && other != own && Mentions(responses[i].body, other)) {
+        contaminated.push_back(i);
+        break;
+      }
+    }
+  }
+  return contaminated;
+}
+
+std::vector<std::string> Targets(std::string_view pattern, int count) {
+  std::vector<std::string> targets;
+  for (int i = 0; i < count; ++i) {
+    targets.push_back(fmt::format(fmt::runtime(pattern), i));
+  }
+  return targets;
+}
+
+absl::StatusOr<std::unique_ptr<Topology>> LoadForTest(TopologySpec spec, Policy policy) {
+  OverridePolicy(spec, policy);
+  absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(std::move(spec));
+  if (!topology.ok()) return topology.status();
+  std::vector<absl::Status> errors = (*topology)->LoadEntries();
+  if (!errors.empty()) return errors.front();
+  return topology;
+}
+
+absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std::string> targets,
+                                         RunOptions options) {
+  absl::StatusOr<std::unique_ptr<server::PageHost>> host = server::PageHost::Create(topology);
+  if (!host.ok()) return host.status();
+  const std::size_t n = targets.size();
+  RunReport report;
+  report.seed = options.seed;
+  report.responses.resize(n);
+  std::mt19937_64 random(options.seed);
+  report.start_order.resize(n);
+  std::iota(report.start_order.begin(), report.start_order.end(), 0);
+  report.release_order = report.start_order;
+  std::shuffle(report.start_order.begin(), report.start_order.end(), random);
+  std::shuffle(report.release_order.begin(), report.release_order.end(), random);
+
+  Sentinel::Global().ClearEvents();
+  asio::io_context io;
+  std::vector<std::unique_ptr<Slot>> slots;
+  for (std::size_t i = 0; i < n; ++i) slots.push_back(std::make_unique<Slot>(io));
+  asio::steady_timer all_parked(io, asio::steady_timer::time_point::max());
+  std::size_t parked_or_done = 0;
+  auto arrive = [&](Slot& slot) {
+    if (++parked_or_done == n) all_parked.cancel();
+    (void)slot;
+  };
+
+  for (std::size_t i : report.start_order) {
+    server::Request request{.method = "GET", .target = targets[i], .id = 0};
+    if (absl::Status decoded = server::DecodeTarget(targets[i], request.path, request.query);
+        !decoded.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("bad target '{}': {}", targets[i], std::string(decoded.message())));
+    }
+    const RequestContext context = RequestContext::create();
+    request.id = context.id();
+    report.responses[i] = {.target = targets[i], .request_id = request.id};
+    Slot& slot = *slots[i];
+    // The page's asynchronous work: park at the gate the first time, yield after.
+    server::PageHost::AsyncWork work = [&slot, &arrive]() -> asio::awaitable<void> {
+      if (slot.parked) {
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        co_return;
+      }
+      slot.parked = true;
+      arrive(slot);
+      co_await slot.gate.async_wait(asio::as_tuple(asio::use_awaitable));
+    };
+    run_request(context, [&] {
+      modgraph::co_spawn(
+          io,
+          [&, i, request = std::move(request), work = std::move(work)]() -> asio::awaitable<void> {
+            server::Response response = co_await (*host)->Render(request, work);
+            report.responses[i].status = response.status;
+            report.responses[i].body = std::move(response.body);
+          },
+          [&, i](std::exception_ptr error) {
+            if (error) {
+              report.responses[i].status = 500;
+              try {
+                std::rethrow_exception(error);
+              } catch (const std::exception& e) {
+                report.responses[i].body = e.what();
+              } catch (...) {
+                report.responses[i].body = "unknown exception";
+              }
+            }
+            Slot& done = *slots[i];
+            done.done = true;
+            if (!done.parked) arrive(done);
+            done.finished.cancel();
+          });
+    });
+  }
+
+  // The scheduler runs outside any request scope: release one request at a
+  // time, in the seeded order, once every request is parked (or done).
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        if (parked_or_done < n) co_await all_parked.async_wait(asio::as_tuple(asio::use_awaitable));
+        for (std::size_t i : report.release_order) {
+          Slot& slot = *slots[i];
+          if (slot.done) continue;
+          slot.gate.cancel();
+          co_await slot.finished.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      },
+      asio::detached);
+  io.run();
+
+  report.fallback_hits = Sentinel::Global().fallback_hits();
+  report.leaks = Sentinel::Global().leaks();
+  return report;
+}
+
+absl::StatusOr<ParityReport> RunParity(Topology& dev, Topology& prod,
+                                       std::span<const std::string> targets, RunOptions options) {
+  ParityReport parity;
+  absl::StatusOr<RunReport> dev_run = FireConcurrent(dev, targets, options);
+  if (!dev_run.ok()) return dev_run.status();
+  absl::StatusOr<RunReport> prod_run = FireConcurrent(prod, targets, options);
+  if (!prod_run.ok()) return prod_run.status();
+  parity.dev = *std::move(dev_run);
+  parity.prod = *std::move(prod_run);
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const TestResponse& d = parity.dev.responses[i];
+    const TestResponse& p = parity.prod.responses[i];
+    if (d.status != p.status || d.body != p.body) {
+      parity.divergences.push_back({targets[i], d.status, p.status, d.body, p.body});
+    }
+  }
+  return parity;
+}
+
+struct ArrivalBarrier::State {
+  explicit State(std::size_t n) : parties(n) {}
+  const std::size_t parties;
+  std::mutex mutex;
+  std::size_t arrived = 0;
+  std::vector<std::shared_ptr<asio::steady_timer>> waiting;
+};
+
+ArrivalBarrier::ArrivalBarrier(std::size_t parties) : state_(std::make_shared<State>(parties)) {}
+ArrivalBarrier::~ArrivalBarrier() = default;
+
+std::size_t ArrivalBarrier::arrived() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->arrived;
+}
+
+std::function<asio::awaitable<void>()> ArrivalBarrier::Work() {
+  return [state = state_, first = std::make_shared<bool>(true)]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    if (!std::exchange(*first, false)) co_return;  // only the first await parks
+    auto timer =
+        std::make_shared<asio::steady_timer>(executor, asio::steady_timer::time_point::max());
+    bool park = false;
+    std::vector<std::shared_ptr<asio::steady_timer>> release;
+    {
+      std::lock_guard lock(state->mutex);
+      park = ++state->arrived < state->parties;
+      if (park) {
+        state->waiting.push_back(timer);
+      } else {
+        release.swap(state->waiting);
+      }
+    }
+    // Cancel through each waiter's own executor: the post runs after the waiter
+    // has started its wait (same strand or thread), so no release is lost.
+    for (const auto& waiter : release) {
+      asio::post(waiter->get_executor(), [waiter] { waiter->cancel(); });
+    }
+    if (park) co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  };
+}
+
+bool Leaks(const RunReport& run) {
+  return !run.leaks.empty() || !run.ContaminatedResponses().empty();
+}
+
+absl::StatusOr<std::vector<std::string>> MinimiseLeak(Topology& topology,
+                                                      std::span<const std::string> targets,
+                                                      RunOptions options) {
+  std::vector<std::string> current(targets.begin(), targets.end());
+  auto leaks = [&](const std::vector<std::string>& subset) -> absl::StatusOr<bool> {
+    absl::StatusOr<RunReport> run = FireConcurrent(topology, subset, options);
+    if (!run.ok()) return run.status();
+    return Leaks(*run);
+  };
+  absl::StatusOr<bool> full = leaks(current);
+  if (!full.ok()) return full.status();
+  if (!*full) return std::vector<std::string>{};
+  // ddmin: try chunks, then complements, refining the granularity.
+  std::size_t granularity = 2;
+  while (current.size() >= 2) {
+    const std::size_t chunk = (current.size() + granularity - 1) / granularity;
+    bool reduced = false;
+    for (int complement = 0; complement < 2 && !reduced; ++complement) {
+      for (std::size_t start = 0; start < current.size() && !reduced; start += chunk) {
+        std::vector<std::string> candidate;
+        for (std::size_t k = 0; k < current.size(); ++k) {
+          const bool in_chunk = k >= start && k < start + chunk;
+          if (in_chunk != (complement == 1)) candidate.push_back(current[k]);
+        }
+        if (candidate.empty() || candidate.size() == current.size()) continue;
+        absl::StatusOr<bool> result = leaks(candidate);
+        if (!result.ok()) return result.status();
+        if (*result) {
+          current = std::move(candidate);
+          granularity = complement == 0 ? 2 : std::max<std::size_t>(granularity - 1, 2);
+          reduced = true;
+        }
+      }
+    }
+    if (!reduced) {
+      if (granularity >= current.size()) break;
+      granularity = std::min(granularity * 2, current.size());
+    }
+  }
+  return current;
+}
+
+}  // namespace modgraph::testing
