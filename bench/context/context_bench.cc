@@ -84,17 +84,6 @@ BENCHMARK(BM_GetOutsideScope);
 
 // The module's read loop, or one module call per read (so the module computes
 // the anchor's address on every read, as a function called once per request does).
-using ReadFn = std::int64_t (*)(const Key<std::int64_t>&);
-
-// Calls `fn` kReadsPerCall times through a pointer the compiler cannot see through.
-[[gnu::noinline]] std::int64_t call_loop(ReadFn fn) {
-  std::int64_t sum = 0;
-  for (std::int64_t i = 0; i < kReadsPerCall; ++i) {
-    asm volatile("" : "+r"(fn)::"memory");
-    sum += fn(kValue);
-  }
-  return sum;
-}
 
 [[gnu::noinline]] std::int64_t host_read_once(const Key<std::int64_t>& key) {
   const std::int64_t* value = get(key);
@@ -103,13 +92,18 @@ using ReadFn = std::int64_t (*)(const Key<std::int64_t>&);
 
 void BM_GetInScopeOneCallPerRead(benchmark::State& state) {
   run(with(kValue, std::int64_t{1}), [&] {
-    for (auto _ : state) benchmark::DoNotOptimize(call_loop(host_read_once));
+    for (auto _ : state) benchmark::DoNotOptimize(call_loop(host_read_once, kValue));
   });
   report_per_read(state);
 }
 BENCHMARK(BM_GetInScopeOneCallPerRead);
 
-void BM_GetInScopeFromModule(benchmark::State& state, const char* path, bool one_call_per_read) {
+// How the module is exercised: its read loop; one call per read with the calls
+// made inside the module (as module code calling module code); or with the calls
+// made from the host (each read also pays a call and return across objects).
+enum class ModuleRead { kLoop, kOneCallPerRead, kOneCallPerReadFromHost };
+
+void BM_GetInScopeFromModule(benchmark::State& state, const char* path, ModuleRead mode) {
   void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     state.SkipWithError(dlerror());
@@ -117,24 +111,47 @@ void BM_GetInScopeFromModule(benchmark::State& state, const char* path, bool one
   }
   auto loop = reinterpret_cast<ReadFn>(dlsym(handle, "modgraph_bench_read_loop"));
   auto once = reinterpret_cast<ReadFn>(dlsym(handle, "modgraph_bench_read_once"));
+  auto calls = reinterpret_cast<ReadFn>(dlsym(handle, "modgraph_bench_call_loop"));
   run(with(kValue, std::int64_t{1}), [&] {
-    if (loop(kValue) != kReadsPerCall || once(kValue) != 1) {
+    if (loop(kValue) != kReadsPerCall || once(kValue) != 1 || calls(kValue) != kReadsPerCall) {
       state.SkipWithError("the module read another context");
       return;
     }
     for (auto _ : state) {
-      benchmark::DoNotOptimize(one_call_per_read ? call_loop(once) : loop(kValue));
+      switch (mode) {
+        case ModuleRead::kLoop:
+          benchmark::DoNotOptimize(loop(kValue));
+          break;
+        case ModuleRead::kOneCallPerRead:
+          benchmark::DoNotOptimize(calls(kValue));
+          break;
+        case ModuleRead::kOneCallPerReadFromHost:
+          benchmark::DoNotOptimize(call_loop(once, kValue));
+          break;
+      }
     }
   });
   report_per_read(state);
   dlclose(handle);
 }
-BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu2_loop, MODGRAPH_BENCH_MODULE_GNU2, false);
-BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu_loop, MODGRAPH_BENCH_MODULE_GNU, false);
+// ie: how every module reads the anchor (initial-exec, see context.h); gnu2 and
+// gnu: the dynamic TLS models (MODGRAPH_CONTEXT_DYNAMIC_TLS), for comparison.
+BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_ie_loop, MODGRAPH_BENCH_MODULE_IE,
+                  ModuleRead::kLoop);
+BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_ie_one_call_per_read, MODGRAPH_BENCH_MODULE_IE,
+                  ModuleRead::kOneCallPerRead);
+BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_ie_one_call_per_read_from_host,
+                  MODGRAPH_BENCH_MODULE_IE, ModuleRead::kOneCallPerReadFromHost);
+BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu2_loop, MODGRAPH_BENCH_MODULE_GNU2,
+                  ModuleRead::kLoop);
+BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu_loop, MODGRAPH_BENCH_MODULE_GNU,
+                  ModuleRead::kLoop);
 BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu2_one_call_per_read, MODGRAPH_BENCH_MODULE_GNU2,
-                  true);
+                  ModuleRead::kOneCallPerRead);
+BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu2_one_call_per_read_from_host,
+                  MODGRAPH_BENCH_MODULE_GNU2, ModuleRead::kOneCallPerReadFromHost);
 BENCHMARK_CAPTURE(BM_GetInScopeFromModule, tls_gnu_one_call_per_read, MODGRAPH_BENCH_MODULE_GNU,
-                  true);
+                  ModuleRead::kOneCallPerRead);
 
 [[gnu::noinline]] std::int64_t request_id_loop() {
   std::int64_t sum = 0;
@@ -277,8 +294,12 @@ BENCHMARK(BM_RequestLifecycle<6>);
 BENCHMARK(BM_RequestLifecycle<24>);
 
 // --- Propagation per coroutine resumption: co_await post() in a loop, with a
-// plain executor (baseline) and with modgraph::co_spawn's wrapped executor. ---
-void BM_CoroutineResume(benchmark::State& state, bool wrapped) {
+// plain executor (baseline), with modgraph::co_spawn's borrowing executor, and
+// with an owning wrapper (boost::asio::co_spawn(wrap_executor(ex)), which holds
+// a reference in every resumption: the previous design's cost). ---
+enum class Spawn { kPlain, kModgraph, kOwning };
+
+void BM_CoroutineResume(benchmark::State& state, Spawn spawn) {
   asio::io_context io(1);
   auto body = [&state]() -> asio::awaitable<void> {
     for (auto _ : state) {
@@ -286,15 +307,25 @@ void BM_CoroutineResume(benchmark::State& state, bool wrapped) {
       benchmark::DoNotOptimize(current_request_id());
     }
   };
-  if (wrapped) {
-    run_request(RequestContext::create(1), [&] { modgraph::co_spawn(io, body(), asio::detached); });
-  } else {
-    asio::co_spawn(io, body(), asio::detached);
+  switch (spawn) {
+    case Spawn::kPlain:
+      asio::co_spawn(io, body(), asio::detached);
+      break;
+    case Spawn::kModgraph:
+      run_request(RequestContext::create(1),
+                  [&] { modgraph::co_spawn(io, body(), asio::detached); });
+      break;
+    case Spawn::kOwning:
+      run_request(RequestContext::create(1), [&] {
+        asio::co_spawn(wrap_executor(io.get_executor()), body(), asio::detached);
+      });
+      break;
   }
   io.run();
 }
-BENCHMARK_CAPTURE(BM_CoroutineResume, plain_executor, false);
-BENCHMARK_CAPTURE(BM_CoroutineResume, context_executor, true);
+BENCHMARK_CAPTURE(BM_CoroutineResume, plain_executor, Spawn::kPlain);
+BENCHMARK_CAPTURE(BM_CoroutineResume, context_executor, Spawn::kModgraph);
+BENCHMARK_CAPTURE(BM_CoroutineResume, owning_context_executor, Spawn::kOwning);
 
 }  // namespace
 }  // namespace modgraph::bench

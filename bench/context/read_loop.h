@@ -23,4 +23,19 @@ inline std::int64_t read_loop(const Key<std::int64_t>& key) {
   return sum;
 }
 
+// One read per call: one non-inlined read function.
+using ReadFn = std::int64_t (*)(const Key<std::int64_t>&);
+
+// Calls `fn` kReadsPerCall times through a pointer the compiler cannot see
+// through, so every read is a real call. Built into the host and into the
+// module, so that caller and callee sit in the same object in both figures.
+[[gnu::noinline]] inline std::int64_t call_loop(ReadFn fn, const Key<std::int64_t>& key) {
+  std::int64_t sum = 0;
+  for (std::int64_t i = 0; i < kReadsPerCall; ++i) {
+    asm volatile("" : "+r"(fn)::"memory");
+    sum += fn(key);
+  }
+  return sum;
+}
+
 }  // namespace modgraph::bench

@@ -74,10 +74,32 @@ struct ContextRep {
   ValueBox** slots() noexcept { return reinterpret_cast<ValueBox**>(this + 1); }
 };
 
-// The anchor. constinit keeps the compiler from emitting a TLS init wrapper, so a
-// read is a plain %fs-relative load in the host (initial-exec) and a TLS
-// descriptor call in a PIC module.
-extern constinit thread_local ContextRep* tls_current;
+// The anchor. constinit keeps the compiler from emitting a TLS init wrapper.
+//
+// Outside modgraph_core the declaration asks for the initial-exec TLS model, so a
+// read from a dlopen'd module is the same two loads as in the host: the anchor's
+// offset from the thread pointer, from a GOT entry (filled once when the module
+// is relocated), then a %fs-relative load; no TLS descriptor or __tls_get_addr
+// call per read. This is valid because the host links modgraph_core, so the
+// core's TLS lives in the static TLS block from startup, at an offset fixed for
+// every thread; a module only refers to the core's variable and defines no
+// initial-exec TLS of its own.
+//
+// Limit: if modgraph_core itself were dlopen'd (by a host that does not link
+// it), its TLS would not be in the static block. glibc then moves it into the
+// static TLS surplus when the first module is relocated; if the anchor was
+// already accessed dynamically on some thread, or the surplus is used up
+// (tunable glibc.rtld.optional_static_tls), dlopen of the module fails with
+// "cannot allocate memory in static TLS block". Such hosts build with
+// -DMODGRAPH_CONTEXT_DYNAMIC_TLS=ON (global-dynamic/descriptor access, slower).
+// The core's own code never uses initial-exec, so the core itself stays
+// loadable with dlopen.
+#if defined(MODGRAPH_CONTEXT_DYNAMIC_TLS) || defined(MODGRAPH_CONTEXT_BUILDING_CORE)
+#define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL
+#else
+#define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#endif
+extern constinit thread_local ContextRep* tls_current MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL;
 
 // Frees `rep` (whose count reached zero) and releases its parent chain.
 void destroy(ContextRep* rep) noexcept;
