@@ -32,9 +32,11 @@ RequestContext RequestContext::create(std::uint64_t id) {
       Context(context_internal::make_request_root(context_internal::tls_current, state, id)));
 }
 
-RequestContext RequestContext::create() {
+std::uint64_t NextRequestId() noexcept {
   static std::atomic<std::uint64_t> next_id{1};
-  return create(next_id.fetch_add(1, std::memory_order_relaxed));
+  return next_id.fetch_add(1, std::memory_order_relaxed);
 }
+
+RequestContext RequestContext::create() { return create(NextRequestId()); }
 
 }  // namespace modgraph

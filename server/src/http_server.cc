@@ -45,9 +45,6 @@ using Strand = asio::strand<asio::io_context::executor_type>;
 using Socket = tcp::socket::rebind_executor<Strand>::other;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
-// Request ids are unique in the process, across servers.
-std::atomic<std::uint64_t> g_next_request_id{1};
-
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 
 // One connection. The socket's executor is the connection's strand; `busy` is
@@ -285,7 +282,7 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     session->busy = true;
 
     const http::request<http::string_body>& message = parser.get();
-    Request request = to_request(message, g_next_request_id.fetch_add(1, std::memory_order_relaxed));
+    Request request = to_request(message, NextRequestId());
     requests.fetch_add(1, std::memory_order_relaxed);
     Response response = co_await Handle(*session, request);
 

@@ -79,7 +79,7 @@ class RequestContext {
   // A request context with this id (must not be 0). It inherits the values of
   // the context current at creation.
   static RequestContext create(std::uint64_t id);
-  // Same, with an id from a process-wide counter.
+  // Same, with the next id of the process-wide counter (NextRequestId()).
   static RequestContext create();
 
   std::uint64_t id() const noexcept { return ctx_.empty() ? 0 : ctx_.rep()->request_id; }
@@ -90,6 +90,11 @@ class RequestContext {
   explicit RequestContext(Context ctx) noexcept : ctx_(std::move(ctx)) {}
   Context ctx_;
 };
+
+// The next request id of the process (1, 2, ...). Everything that creates
+// request contexts — the server, the test kit — takes ids from here, so ids in
+// sentinel reports are unique across them.
+std::uint64_t NextRequestId() noexcept;
 
 // Runs `fn` inside the unified request scope of `req` and returns its result.
 template <class F>

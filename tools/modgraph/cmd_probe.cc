@@ -1,0 +1,101 @@
+// modgraph probe: fire N concurrent in-process requests with a seed; print the
+// fallback hits, the cross-request leaks and the smallest set of requests that
+// still reproduces the leak.
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cli_common.h"
+#include "command.h"
+#include "modgraph/testing/testkit.h"
+#include "probe_common.h"
+
+namespace modgraph::tools {
+namespace {
+
+struct ProbeOptions {
+  TopologyOptions topology;
+  RequestOptions requests;
+  bool minimise = true;
+};
+
+int RunProbe(const ProbeOptions& options) {
+  absl::StatusOr<LoadedTopology> loaded = LoadTopology(options.topology);
+  if (!loaded.ok()) {
+    PrintError(std::string(loaded.status().message()));
+    return kExitError;
+  }
+  for (const absl::Status& error : loaded->errors) PrintError(std::string(error.message()));
+  Topology& topology = *loaded->topology;
+  const std::vector<std::string> targets = RequestTargets(options.requests);
+  absl::StatusOr<testing::RunReport> run =
+      testing::FireConcurrent(topology, targets, {.seed = options.requests.seed});
+  if (!run.ok()) {
+    PrintError(std::string(run.status().message()));
+    return kExitError;
+  }
+  fmt::print("probe: {} concurrent request(s) to {} on topology {} (seed {})\n", targets.size(),
+             options.requests.page, topology.spec().name, options.requests.seed);
+
+  // Fallback hits per instance and slot.
+  std::map<std::string, int> hits;
+  for (const FallbackHit& hit : run->fallback_hits) {
+    ++hits[fmt::format("{} slot {}", hit.instance, hit.slot)];
+  }
+  fmt::print("fallback hits: {}\n", Sentinel::Global().fallback_hit_count());
+  for (const auto& [where, count] : hits) fmt::print("  {}: {}\n", where, count);
+
+  fmt::print("cross-request leaks: {}\n", Sentinel::Global().leak_count());
+  constexpr std::size_t kShown = 5;
+  for (std::size_t i = 0; i < run->leaks.size() && i < kShown; ++i) {
+    const CrossRequestLeak& leak = run->leaks[i];
+    fmt::print("  {} slot {}: request {} ({}) then request {} ({})\n", leak.instance, leak.slot,
+               leak.first_request, targets[run->IndexOf(leak.first_request)], leak.second_request,
+               targets[run->IndexOf(leak.second_request)]);
+  }
+  if (run->leaks.size() > kShown) fmt::print("  … {} more\n", run->leaks.size() - kShown);
+
+  const std::vector<std::size_t> contaminated = run->ContaminatedResponses();
+  fmt::print("responses carrying another request's data: {} of {}\n", contaminated.size(),
+             targets.size());
+  for (std::size_t i = 0; i < contaminated.size() && i < kShown; ++i) {
+    const testing::TestResponse& response = run->responses[contaminated[i]];
+    fmt::print("  {} got {}\n", response.target, Excerpt(response.body));
+  }
+
+  if (!testing::Leaks(*run)) {
+    fmt::print("no leak: every response carried only its own request's data\n");
+    return hits.empty() ? kExitClean : kExitFindings;
+  }
+  if (options.minimise) {
+    absl::StatusOr<std::vector<std::string>> smallest =
+        testing::MinimiseLeak(topology, targets, {.seed = options.requests.seed});
+    if (!smallest.ok()) {
+      PrintError(std::string(smallest.status().message()));
+      return kExitError;
+    }
+    fmt::print("minimal reproducing set ({} request(s), seed {}):\n", smallest->size(),
+               options.requests.seed);
+    for (const std::string& target : *smallest) fmt::print("  {}\n", target);
+  }
+  return kExitFindings;
+}
+
+}  // namespace
+
+void AddProbeCommand(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<ProbeOptions>();
+  CLI::App* command = app.add_subcommand(
+      "probe",
+      "Fire N concurrent in-process requests with a seeded interleaving; print fallback hits, "
+      "cross-request leaks and the minimal reproducing set of requests");
+  AddTopologyOptions(*command, options->topology);
+  AddRequestOptions(*command, options->requests);
+  command->add_flag("!--no-minimise", options->minimise, "skip minimising a leaking run");
+  command->footer("Exit status: 0 no fallback hit, 1 fallback hits or leaks, 2 error.");
+  command->callback([options, &exit_code] { exit_code = RunProbe(*options); });
+}
+
+}  // namespace modgraph::tools
