@@ -1,0 +1,231 @@
+// The `modgraph` tool as a user runs it: exit codes, stdout against the golden
+// file, errors on stderr, --help on every subcommand, colour only on a terminal.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pty.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kTool = MODGRAPH_TEST_TOOL;
+const fs::path kGoldenDir = MODGRAPH_TEST_GOLDEN_DIR;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+struct ToolRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "modgraph-cli-test-XXXXXX").string();
+    dir_ = ::mkdtemp(pattern.data());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Runs `modgraph <args>` through the shell with stdout and stderr in files.
+  ToolRun Modgraph(const std::string& args, const std::string& env = "") {
+    const fs::path out = dir_ / "out";
+    const fs::path err = dir_ / "err";
+    const std::string command = env + (env.empty() ? "" : " ") + "'" + kTool.string() + "' " +
+                                args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+    const int status = std::system(command.c_str());
+    ToolRun run;
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.out = ReadFile(out);
+    run.err = ReadFile(err);
+    return run;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CliTest, DoctorDevWarnPrintsTheGoldenTextAndExitsOne) {
+  const ToolRun run = Modgraph("doctor --topology dev --policy warn");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_EQ(run.out, ReadFile(kGoldenDir / "doctor_dev_warn.txt"));
+  EXPECT_EQ(run.err, "");
+}
+
+TEST_F(CliTest, DoctorDefaultsToTheDevTopology) {
+  const ToolRun run = Modgraph("doctor");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_EQ(run.out, ReadFile(kGoldenDir / "doctor_dev_warn.txt"));
+}
+
+TEST_F(CliTest, DoctorIsCleanUnderAutoAndInProd) {
+  ToolRun run = Modgraph("doctor --topology dev --policy auto");
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("summary: clean"), std::string::npos) << run.out;
+  run = Modgraph("doctor -t prod");
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("environment prod (bundled, policy warn)"), std::string::npos);
+}
+
+TEST_F(CliTest, DoctorJsonIsParseable) {
+  const ToolRun run = Modgraph("doctor --format json");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const nlohmann::json json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json["summary"]["findings"], 2);
+  EXPECT_EQ(json["summary"]["exit_code"], 1);
+  EXPECT_EQ(json["findings"][0]["instance"], "ssr#head");
+  EXPECT_EQ(json["findings"][1]["instance"], "ssr#router");
+}
+
+TEST_F(CliTest, ABadTopologyFileIsAnErrorOnStderr) {
+  const fs::path bad = dir_ / "bad.toml";
+  std::ofstream(bad) << "name = \"x\"\nnot_a_key = 1\n";
+  const ToolRun run = Modgraph("doctor --topology '" + bad.string() + "'");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.out, "");
+  EXPECT_NE(run.err.find("modgraph: error: "), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("not_a_key"), std::string::npos) << run.err;
+
+  const ToolRun missing =
+      Modgraph("graph -f dot --topology '" + (dir_ / "none.toml").string() + "'");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("none.toml"), std::string::npos) << missing.err;
+}
+
+TEST_F(CliTest, AModuleThatFailsToLoadIsExitTwoAndTheRestIsStillReported) {
+  const fs::path file = dir_ / "broken.toml";
+  std::ofstream(file) << "name = \"broken\"\n"
+                         "[[environments]]\nname = \"good\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_MODULE_DIR
+                      << "\"]\nentries = [\"head\"]\n"
+                         "[[environments]]\nname = \"bad\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_MODULE_DIR << "\"]\nentries = [\"no-such-module\"]\n";
+  const ToolRun run = Modgraph("doctor --format json --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_NE(run.err.find("no-such-module"), std::string::npos) << run.err;
+  const nlohmann::json json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json["summary"]["status"], "error");
+  EXPECT_EQ(json["errors"].size(), 1u);
+  EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"good#head"}));
+}
+
+TEST_F(CliTest, UsageErrorsExitTwoAndSayWhatToDo) {
+  ToolRun run = Modgraph("doctor --policy sometimes");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("--policy"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("--help"), std::string::npos) << run.err;
+  run = Modgraph("graph");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("--format is required"), std::string::npos) << run.err;
+  run = Modgraph("");
+  EXPECT_EQ(run.exit_code, 2);
+  run = Modgraph("frobnicate");
+  EXPECT_EQ(run.exit_code, 2);
+}
+
+TEST_F(CliTest, EverySubcommandHasHelp) {
+  for (const char* command : {"show", "doctor", "graph"}) {
+    const ToolRun run = Modgraph(std::string(command) + " --help");
+    EXPECT_EQ(run.exit_code, 0) << command;
+    EXPECT_NE(run.out.find("--topology"), std::string::npos) << command << run.out;
+    EXPECT_NE(run.out.find("Exit status"), std::string::npos) << command << run.out;
+  }
+  const ToolRun run = Modgraph("--help");
+  EXPECT_EQ(run.exit_code, 0);
+  for (const char* command : {"show", "doctor", "graph"}) {
+    EXPECT_NE(run.out.find(command), std::string::npos) << run.out;
+  }
+}
+
+TEST_F(CliTest, GraphWritesDotAndHtmlFiles) {
+  const fs::path dot = dir_ / "graph.dot";
+  ToolRun run = Modgraph("graph --format dot -o '" + dot.string() + "'");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "");
+  EXPECT_EQ(ReadFile(dot).rfind("digraph modgraph {", 0), 0u);
+
+  const fs::path html = dir_ / "graph.html";
+  run = Modgraph("graph --format html --output '" + html.string() + "'");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(ReadFile(html).find("<tr class=\"finding\" data-instance=\"ssr#head\""),
+            std::string::npos);
+
+  run = Modgraph("graph -f dot");  // to stdout
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.out.rfind("digraph modgraph {", 0), 0u);
+
+  run = Modgraph("graph -f dot -o '" + (dir_ / "no-dir" / "x.dot").string() + "'");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("cannot write"), std::string::npos) << run.err;
+}
+
+TEST_F(CliTest, ShowStillListsBothBuiltInTopologies) {
+  const ToolRun run = Modgraph("show --topology dev --topology prod");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("topology dev (built-in)"), std::string::npos);
+  EXPECT_NE(run.out.find("topology prod (built-in)"), std::string::npos);
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos);
+}
+
+// Runs the tool on a pseudo-terminal and returns what it printed.
+std::string RunOnTerminal(const std::vector<std::string>& args, bool no_color) {
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    if (no_color) {
+      ::setenv("NO_COLOR", "1", 1);
+    } else {
+      ::unsetenv("NO_COLOR");
+    }
+    std::vector<char*> argv;
+    std::string tool = kTool.string();
+    argv.push_back(tool.data());
+    std::vector<std::string> copy = args;
+    for (std::string& arg : copy) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(tool.c_str(), argv.data());
+    ::_exit(127);
+  }
+  std::string out;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(master, buffer, sizeof buffer);
+    if (n <= 0) break;  // EIO once the child has exited
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  return out;
+}
+
+TEST_F(CliTest, ColourOnlyOnATerminalAndNotWithNoColor) {
+  const std::string colored = RunOnTerminal({"doctor"}, /*no_color=*/false);
+  EXPECT_NE(colored.find("\x1b["), std::string::npos) << colored;
+  EXPECT_NE(colored.find("finding:"), std::string::npos) << colored;
+  const std::string plain = RunOnTerminal({"doctor"}, /*no_color=*/true);
+  EXPECT_EQ(plain.find("\x1b["), std::string::npos) << plain;
+  EXPECT_NE(plain.find("finding:"), std::string::npos) << plain;
+  // Piped output (the other tests) never has colour, whatever NO_COLOR says.
+  EXPECT_EQ(Modgraph("doctor", "env -u NO_COLOR").out.find('\x1b'), std::string::npos);
+}
+
+}  // namespace
