@@ -9,6 +9,8 @@ packages=(
   libabsl-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  graphviz python3            # tests: DOT through `dot -Tsvg`, PNG checks of screenshots
+  chromium                    # tests: the HTML report in headless Chromium
 )
 
 missing=()
