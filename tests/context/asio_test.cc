@@ -5,6 +5,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -309,9 +310,7 @@ TEST(AsioLifetimeTest, QueuedCompletionAfterTheCoroutineFinishedHoldsTheContext)
           co_await asio::post(asio::use_awaitable);
           log.push_back(seen("body"));
         },
-        [&](std::exception_ptr e) {
-          log.push_back(seen(e ? "failed" : "completion"));
-        });
+        [&](std::exception_ptr e) { log.push_back(seen(e ? "failed" : "completion")); });
   });
   io.run();
   EXPECT_EQ(log, (std::vector<std::string>{"body 41", "completion 41", "destroyed"}));
@@ -354,9 +353,8 @@ TEST(AsioLifetimeTest, WorkPostedThroughAnOwningWrapRunsAfterTheCoroutineInItsCo
           auto owning = wrap_executor(co_await asio::this_coro::executor);
           auto bound = bind_context([&] { log.push_back(seen("bound")); });
           // Two hops, so that the work runs after the coroutine and its completion.
-          asio::post(owning, [&, owning] {
-            asio::post(owning, [&] { log.push_back(seen("posted")); });
-          });
+          asio::post(owning,
+                     [&, owning] { asio::post(owning, [&] { log.push_back(seen("posted")); }); });
           asio::post(io, [&, bound]() mutable { asio::post(io, std::move(bound)); });
           log.push_back(seen("body"));
         },
@@ -364,6 +362,31 @@ TEST(AsioLifetimeTest, WorkPostedThroughAnOwningWrapRunsAfterTheCoroutineInItsCo
   });
   io.run();
   EXPECT_EQ(log, (std::vector<std::string>{"body 43", "completion 43", "posted 43", "bound 43",
+                                           "destroyed"}));
+}
+
+// The plain pattern — post through the coroutine's own executor — is safe too:
+// post() requires blocking.never, which gives an owning executor, so the work
+// keeps its request alive after the coroutine and the request's last handle end.
+TEST(AsioLifetimeTest, PlainPostFromTheCoroutineRunsLaterInItsContext) {
+  asio::io_context io;
+  std::vector<std::string> log;
+  run_request(RequestContext::create(46), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          kLife.get()->log = &log;
+          auto executor = co_await asio::this_coro::executor;  // borrowing
+          asio::post(executor, [&, executor] {
+            asio::post(executor, [&] { log.push_back(seen("posted")); });
+          });
+          asio::defer(executor, [&] { log.push_back(seen("deferred")); });
+          log.push_back(seen("body"));
+        },
+        [&](std::exception_ptr) { log.push_back(seen("completion")); });
+  });
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"body 46", "completion 46", "deferred 46", "posted 46",
                                            "destroyed"}));
 }
 
@@ -387,11 +410,11 @@ TEST(AsioLifetimeTest, DeferredSpawnHoldsTheContextUntilInitiated) {
   EXPECT_EQ(log, (std::vector<std::string>{"body 44", "completion 44", "destroyed"}));
 }
 
-TEST(AsioLifetimeTest, CoroutineExecutorBorrowsTrackedCopiesOwn) {
+TEST(AsioLifetimeTest, CoroutineExecutorBorrowsTrackedAndNeverBlockingCopiesOwn) {
   asio::io_context io;
   using Plain = ContextExecutor<asio::io_context::executor_type>;
-  using Never = ContextExecutor<std::decay_t<decltype(asio::require(
-      io.get_executor(), asio::execution::blocking.never))>>;
+  using Never = ContextExecutor<
+      std::decay_t<decltype(asio::require(io.get_executor(), asio::execution::blocking.never))>>;
   using Tracked = ContextExecutor<std::decay_t<decltype(asio::prefer(
       io.get_executor(), asio::execution::outstanding_work.tracked))>>;
   bool checked = false;
@@ -404,8 +427,8 @@ TEST(AsioLifetimeTest, CoroutineExecutorBorrowsTrackedCopiesOwn) {
           const asio::any_io_executor tracked =
               asio::prefer(ex, asio::execution::outstanding_work.tracked);
           EXPECT_TRUE(ex.target<Plain>() != nullptr && !ex.target<Plain>()->owns_context());
-          EXPECT_TRUE(never.target<Never>() != nullptr &&
-                      !never.target<Never>()->owns_context());
+          // post() and defer() require blocking.never: their work owns the context.
+          EXPECT_TRUE(never.target<Never>() != nullptr && never.target<Never>()->owns_context());
           EXPECT_TRUE(tracked.target<Tracked>() != nullptr &&
                       tracked.target<Tracked>()->owns_context());
           EXPECT_TRUE(wrap_executor(*ex.target<Plain>()).owns_context());

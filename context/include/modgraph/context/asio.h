@@ -23,9 +23,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution.hpp>
-#include <boost/asio/execution_context.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/execution/prefer_only.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
@@ -46,6 +46,18 @@ struct tracks_work
     : std::is_same<std::decay_t<P>, boost::asio::execution::outstanding_work_t::tracked_t> {};
 template <class P>
 struct tracks_work<boost::asio::execution::prefer_only<P>> : tracks_work<P> {};
+
+// True for blocking.never: post() and defer() require it, so work a user posts
+// through a coroutine's executor takes an owning executor and keeps the
+// context alive however long it waits in the queue.
+template <class P>
+struct never_blocks : std::is_same<std::decay_t<P>, boost::asio::execution::blocking_t::never_t> {};
+template <class P>
+struct never_blocks<boost::asio::execution::prefer_only<P>> : never_blocks<P> {};
+
+// Properties whose result must own the context.
+template <class P>
+inline constexpr bool pins_context = tracks_work<P>::value || never_blocks<P>::value;
 
 // The function a ContextExecutor hands to its inner executor. Owning: holds one
 // reference, dropped after the anchor is restored. Borrowing: a plain pointer,
@@ -94,9 +106,10 @@ inline constexpr borrow_context_t borrow_context{};
 // resumption free of atomics. It is only valid while something else keeps the
 // context alive; modgraph::co_spawn makes one and guarantees that for the
 // coroutine (see there). require/prefer keep the mode, except
-// outstanding_work.tracked, which always gives an owning executor: that is how
-// Asio keeps an executor for work that outlives the caller (co_spawn's work
-// guards, I/O operations, executor_work_guard), so those copies pin the context.
+// outstanding_work.tracked and blocking.never, which always give an owning
+// executor: that is how Asio keeps an executor for work that outlives the caller
+// (co_spawn's work guards, I/O operations, executor_work_guard) and how post()
+// and defer() submit work, so those copies pin the context.
 template <class Executor>
 class ContextExecutor {
  public:
@@ -156,13 +169,13 @@ class ContextExecutor {
   template <class Property>
   auto require(const Property& p) const -> ContextExecutor<
       std::decay_t<decltype(boost::asio::require(std::declval<const Executor&>(), p))>> {
-    return rewrap(boost::asio::require(inner_, p), context_internal::tracks_work<Property>::value);
+    return rewrap(boost::asio::require(inner_, p), context_internal::pins_context<Property>);
   }
 
   template <class Property>
   auto prefer(const Property& p) const -> ContextExecutor<
       std::decay_t<decltype(boost::asio::prefer(std::declval<const Executor&>(), p))>> {
-    return rewrap(boost::asio::prefer(inner_, p), context_internal::tracks_work<Property>::value);
+    return rewrap(boost::asio::prefer(inner_, p), context_internal::pins_context<Property>);
   }
 
   // Same inner executor and same context; ownership does not matter.
@@ -270,14 +283,16 @@ struct PinnedFunction {
 //   context: a child co_spawn on this executor, I/O operations on objects built
 //   with it and executor_work_guard all take outstanding_work.tracked (owning).
 //
+// - post() and defer() require blocking.never, which gives an owning executor:
+//   work posted from the coroutine keeps the context alive while it is queued.
+//
 // Rule. An executor obtained inside the coroutine (co_await this_coro::executor,
 // or an I/O object constructed with it) borrows: while the coroutine runs it is
-// always valid. Work posted through it (post, dispatch, defer, execute) that may
-// run after the coroutine has finished, when nothing else holds the context,
-// must carry its own reference: post through wrap_executor(ex) (owning), or post
-// bind_context(fn). To keep the old always-owning behaviour for a whole
-// coroutine, spawn with boost::asio::co_spawn(wrap_executor(ex), ...): every
-// resumption then pays one reference-count increment and decrement.
+// always valid. Only raw execution::execute() on it, or dispatch() from a thread
+// where it cannot run inline, may queue work without a reference: for such work
+// use wrap_executor(ex) (owning) or bind_context(fn). To keep the always-owning
+// behaviour for a whole coroutine, spawn with
+// boost::asio::co_spawn(wrap_executor(ex), ...).
 template <class Executor, class Awaitable, class Token>
 requires boost::asio::execution::is_executor<Executor>::value auto co_spawn(const Executor& ex,
                                                                             Awaitable&& awaitable,
