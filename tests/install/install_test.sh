@@ -3,12 +3,14 @@
 # project/ against it (find_package(modgraph), modgraph_add_module()), runs its
 # host, and runs the installed `modgraph` tool on its installed modules.
 # Usage: install_test.sh <modgraph build dir> <work dir> <project dir> <cmake> <c++ compiler>
+#                        [<CMAKE_CXX_FLAGS>]
 set -euo pipefail
 build=$1
 work=$2
 project=$3
 cmake=$4
 cxx=$5
+cxx_flags=${6:-}
 prefix="$work/prefix"
 rm -rf "$work" && mkdir -p "$work"
 
@@ -30,7 +32,7 @@ echo "== configure and build $project against $prefix"
 generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 "$cmake" -S "$project" -B "$work/build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" || {
+  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$cxx_flags" -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" || {
   cat "$work/configure.log" >&2
   exit 1
 }
