@@ -1,6 +1,7 @@
 // The `head` module: module-level state plus a slot for context-backed access.
 #include "modgraph/modules/head.h"
 
+#include <atomic>
 #include <numeric>
 
 namespace modgraph::modules {
@@ -14,14 +15,15 @@ std::vector<std::string>* DefaultGetSsrHeadChildren() { return &g_ssr_head_child
 Slot<GetSsrHeadChildren> g_get_ssr_head_children{&DefaultGetSsrHeadChildren};
 
 // A static inside an inline function: with default visibility GCC makes it a GNU
-// unique symbol that every copy of the library would share.
-inline int& InlineStaticCounter() {
-  static int counter = 0;
+// unique symbol that every copy of the library would share. Atomic: requests on
+// several threads count through it.
+inline std::atomic<int>& InlineStaticCounter() {
+  static std::atomic<int> counter{0};
   return counter;
 }
 
 void AddChild(std::string_view html) {
-  ++InlineStaticCounter();
+  InlineStaticCounter().fetch_add(1, std::memory_order_relaxed);
   g_get_ssr_head_children()->emplace_back(html);
 }
 
@@ -33,7 +35,7 @@ std::string Render() {
 void Reset() { g_get_ssr_head_children()->clear(); }
 
 std::vector<std::string>* ModuleChildren() { return &g_ssr_head_children; }
-int* InlineStaticCounterAddress() { return &InlineStaticCounter(); }
+std::atomic<int>* InlineStaticCounterAddress() { return &InlineStaticCounter(); }
 
 const HeadApi kHeadApi{&AddChild, &Render, &Reset, &ModuleChildren, &InlineStaticCounterAddress};
 const modgraph_slot_decl kSlots[] = {g_get_ssr_head_children.decl()};

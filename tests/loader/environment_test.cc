@@ -63,8 +63,8 @@ TEST_F(EnvironmentTest, NodeAndSsrInstancesDoNotShareState) {
   EXPECT_TRUE(ssr_head.module_children()->empty());
   // The static inside an inline function is per instance too.
   EXPECT_NE(node_head.inline_static_counter(), ssr_head.inline_static_counter());
-  EXPECT_EQ(*node_head.inline_static_counter(), 1);
-  EXPECT_EQ(*ssr_head.inline_static_counter(), 0);
+  EXPECT_EQ(node_head.inline_static_counter()->load(), 1);
+  EXPECT_EQ(ssr_head.inline_static_counter()->load(), 0);
   EXPECT_NE(node->Find("head")->library().loaded_path(),
             ssr->Find("head")->library().loaded_path());
   EXPECT_EQ(node->Find("head")->name(), "node#head");

@@ -9,6 +9,7 @@
 #ifndef MODGRAPH_MODULES_HEAD_H_
 #define MODGRAPH_MODULES_HEAD_H_
 
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +31,7 @@ struct HeadApi {
   // Diagnostics: this instance's module-level state (the default accessor's vector),
   // and a static inside an inline function (the GNU-unique trap).
   std::vector<std::string>* (*module_children)();
-  int* (*inline_static_counter)();
+  std::atomic<int>* (*inline_static_counter)();
 };
 
 }  // namespace modgraph::modules
