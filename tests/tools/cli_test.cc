@@ -142,7 +142,7 @@ TEST_F(CliTest, UsageErrorsExitTwoAndSayWhatToDo) {
 }
 
 TEST_F(CliTest, EverySubcommandHasHelp) {
-  for (const char* command : {"show", "doctor", "graph"}) {
+  for (const char* command : {"show", "doctor", "graph", "serve", "probe", "parity"}) {
     const ToolRun run = Modgraph(std::string(command) + " --help");
     EXPECT_EQ(run.exit_code, 0) << command;
     EXPECT_NE(run.out.find("--topology"), std::string::npos) << command << run.out;
@@ -150,9 +150,35 @@ TEST_F(CliTest, EverySubcommandHasHelp) {
   }
   const ToolRun run = Modgraph("--help");
   EXPECT_EQ(run.exit_code, 0);
-  for (const char* command : {"show", "doctor", "graph"}) {
+  for (const char* command : {"show", "doctor", "graph", "serve", "probe", "parity"}) {
     EXPECT_NE(run.out.find(command), std::string::npos) << run.out;
   }
+}
+
+TEST_F(CliTest, ProbeReproducesTheLeakUnderWarnOnlyAndMinimisesIt) {
+  const ToolRun warn = Modgraph("probe --topology dev --policy warn --requests 15 --seed 3");
+  EXPECT_EQ(warn.exit_code, 1) << warn.err;
+  EXPECT_NE(warn.out.find("ssr#head slot get_ssr_head_children"), std::string::npos) << warn.out;
+  EXPECT_NE(warn.out.find("responses carrying another request's data: 14 of 15"), std::string::npos)
+      << warn.out;
+  EXPECT_NE(warn.out.find("minimal reproducing set (2 request(s), seed 3)"), std::string::npos)
+      << warn.out;
+  // Same seed, same run.
+  EXPECT_EQ(Modgraph("probe --topology dev --policy warn --requests 15 --seed 3").out, warn.out);
+  for (const char* clean : {"probe --topology dev --policy auto", "probe --topology prod"}) {
+    const ToolRun run = Modgraph(clean);
+    EXPECT_EQ(run.exit_code, 0) << clean << run.out << run.err;
+    EXPECT_NE(run.out.find("no leak"), std::string::npos) << run.out;
+  }
+}
+
+TEST_F(CliTest, ParityListsDevWarnDivergencesAndNoneUnderAuto) {
+  const ToolRun warn = Modgraph("parity --policy warn --requests 6");
+  EXPECT_EQ(warn.exit_code, 1) << warn.err;
+  EXPECT_NE(warn.out.find("5 divergence(s) in 6 response(s)"), std::string::npos) << warn.out;
+  const ToolRun fixed = Modgraph("parity --policy auto --requests 6");
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.err;
+  EXPECT_NE(fixed.out.find("0 divergence(s)"), std::string::npos) << fixed.out;
 }
 
 TEST_F(CliTest, GraphWritesDotAndHtmlFiles) {

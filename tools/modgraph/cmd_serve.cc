@@ -101,6 +101,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                    "every request waits until this many requests arrived (a reproducible "
                    "concurrent burst)")
       ->check(CLI::Range(0, 100000));
+  command->footer(
+      "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 2 "
+      "error.");
   command->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }
 

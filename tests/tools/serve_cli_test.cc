@@ -1,0 +1,114 @@
+// `modgraph serve` as a user runs it: prints its port, answers over loopback,
+// stops gracefully on SIGTERM and reports what the sentinel saw.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "modgraph/server/load_client.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct ServeProcess {
+  pid_t pid = -1;
+  int out = -1;
+  std::string printed;
+
+  // Reads stdout until `text` appears (or the process closes it).
+  bool ReadUntil(std::string_view text) {
+    char buffer[512];
+    while (printed.find(text) == std::string::npos) {
+      const ssize_t n = ::read(out, buffer, sizeof buffer);
+      if (n <= 0) return false;
+      printed.append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+};
+
+ServeProcess StartServe(std::vector<std::string> args) {
+  int pipe_fds[2];
+  EXPECT_EQ(::pipe(pipe_fds), 0);
+  ServeProcess process;
+  process.pid = ::fork();
+  if (process.pid == 0) {
+    ::dup2(pipe_fds[1], STDOUT_FILENO);
+    ::close(pipe_fds[0]);
+    std::vector<char*> argv = {const_cast<char*>(MODGRAPH_TEST_TOOL), const_cast<char*>("serve")};
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(MODGRAPH_TEST_TOOL, argv.data());
+    std::_Exit(127);
+  }
+  ::close(pipe_fds[1]);
+  process.out = pipe_fds[0];
+  return process;
+}
+
+int Port(const std::string& printed) {
+  const std::size_t at = printed.find("http://127.0.0.1:");
+  return at == std::string::npos ? 0 : std::atoi(printed.c_str() + at + 17);
+}
+
+int StopAndWait(ServeProcess& process) {
+  ::kill(process.pid, SIGTERM);
+  process.ReadUntil("modgraph: stopped");
+  int status = 0;
+  ::waitpid(process.pid, &status, 0);
+  ::close(process.out);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(ServeCliTest, ServesProdPagesAndStopsOnSigterm) {
+  ServeProcess serve = StartServe({"--mode", "prod", "--port", "0"});
+  ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+  const int port = Port(serve.printed);
+  ASSERT_GT(port, 0) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("/concurrent-head"));
+  auto page = modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?id=4");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->body, HasSubstr("<title>req-4</title>"));
+  auto missing = modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(StopAndWait(serve), 0);
+  EXPECT_THAT(serve.printed, HasSubstr("stopped after 2 request(s); 0 fallback hit(s)"));
+}
+
+TEST(ServeCliTest, DevWarnWithABarrierLeaksAndSaysSoWhenStopped) {
+  ServeProcess serve = StartServe({"--mode", "dev", "--policy", "warn", "--barrier", "8"});
+  ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+  const int port = Port(serve.printed);
+  std::vector<std::string> targets;
+  for (int i = 0; i < 8; ++i) targets.push_back("/concurrent-head?id=" + std::to_string(i));
+  auto report = modgraph::server::RunLoad(
+      {.port = static_cast<std::uint16_t>(port), .connections = 8}, targets);
+  ASSERT_TRUE(report.ok()) << report.status();
+  int foreign = 0;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::string own = "<title>req-" + std::to_string(i) + "</title>";
+    if (report->results[i].body.find(own) == std::string::npos) ++foreign;
+  }
+  EXPECT_EQ(foreign, 7);
+  EXPECT_EQ(StopAndWait(serve), 0);
+  EXPECT_THAT(serve.printed, HasSubstr("cross-request leak(s)"));
+  EXPECT_THAT(serve.printed, Not(HasSubstr(" 0 cross-request leak(s)")));
+}
+
+TEST(ServeCliTest, ModeAndTopologyTogetherIsAUsageError) {
+  ServeProcess serve = StartServe({"--mode", "dev", "--topology", "prod"});
+  int status = 0;
+  ::waitpid(serve.pid, &status, 0);
+  ::close(serve.out);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+}  // namespace
