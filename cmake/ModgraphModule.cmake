@@ -2,6 +2,8 @@
 #   Builds one module library `<id>.so`: hidden visibility, no GNU unique symbols
 #   (they would merge the statics of every copy), linked only against
 #   modgraph::core. Modules reach each other through import(), never the linker.
+# modgraph_add_modules(<target prefix> <out var> INCLUDES ... SOURCES <id>=<source>...)
+#   modgraph_add_module() for each id=source pair; the targets go to <out var>.
 # modgraph_add_bundle(<target> OUTPUT_NAME <name> MODULES <module targets...>)
 #   Compiles the sources of several modules into one library: the prod bundle.
 set(MODGRAPH_MODULE_FLAGS -fvisibility=hidden -fvisibility-inlines-hidden -fno-gnu-unique)
@@ -29,6 +31,20 @@ function(modgraph_add_module target)
   list(TRANSFORM M_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
   set_target_properties(${target} PROPERTIES MODGRAPH_SOURCES "${M_SOURCES}"
     MODGRAPH_INCLUDES "${M_INCLUDES}")
+endfunction()
+
+function(modgraph_add_modules prefix out_var)
+  cmake_parse_arguments(M "" "" "INCLUDES;SOURCES" ${ARGN})
+  set(targets)
+  foreach(entry IN LISTS M_SOURCES)
+    string(REPLACE "=" ";" pair ${entry})
+    list(GET pair 0 id)
+    list(GET pair 1 source)
+    string(REPLACE "-" "_" target ${prefix}_${id})
+    modgraph_add_module(${target} ID ${id} SOURCES ${source} INCLUDES ${M_INCLUDES})
+    list(APPEND targets ${target})
+  endforeach()
+  set(${out_var} ${targets} PARENT_SCOPE)
 endfunction()
 
 function(modgraph_add_bundle target)
