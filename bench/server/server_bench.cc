@@ -87,7 +87,7 @@ void BM_NodeAsyncLocalStorage(benchmark::State& state) {
   ::kill(child, SIGTERM);
   ::waitpid(child, nullptr, 0);
 }
-BENCHMARK(BM_NodeAsyncLocalStorage)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_NodeAsyncLocalStorage)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace modgraph
