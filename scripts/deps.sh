@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  wrk                         # bench/server: requests/s over loopback
   graphviz python3            # tests: DOT through `dot -Tsvg`, PNG checks of screenshots
   chromium                    # tests: the HTML report in headless Chromium
 )
