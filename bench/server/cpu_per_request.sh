@@ -10,21 +10,17 @@ build=${1:-build/release}
 seconds=${2:-5}
 rounds=${3:-4}
 ticks=$(getconf CLK_TCK)
+source bench/server/serve_lib.sh
 
 run() {  # name, modgraph args...
   local name=$1; shift
-  local log; log=$(mktemp)
-  "$build/tools/modgraph" serve --port 0 "$@" >"$log" 2>&1 &
-  local pid=$!
-  until grep -q "Ctrl-C stops" "$log"; do sleep 0.1; done
-  local port; port=$(grep -o 'http://127.0.0.1:[0-9]*/ ' "$log" | head -1 | grep -o '[0-9]*/ ' | tr -d '/ ')
-  local before; before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  start_serve "$build/tools/modgraph" "$@"
+  local before; before=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
   local requests
-  requests=$(wrk -t1 -c16 -d"${seconds}s" "http://127.0.0.1:$port/concurrent-head?id=7" |
+  requests=$(wrk -t1 -c16 -d"${seconds}s" "http://127.0.0.1:$SERVE_PORT/concurrent-head?id=7" |
     awk '/requests in/ {print $1}')
-  local after; after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  kill -TERM "$pid"; wait "$pid" || true
-  rm -f "$log"
+  local after; after=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+  stop_serve
   awk -v n="$name" -v r="$requests" -v c=$((after - before)) -v t="$ticks" \
     'BEGIN {printf "%-18s %9d requests  %7.3f us CPU/request\n", n, r, c / t / r * 1e6}'
 }

@@ -10,6 +10,7 @@ build=${1:-build/release}
 seconds=${2:-5}
 rounds=${3:-3}
 modgraph=$build/tools/modgraph
+source bench/server/serve_lib.sh
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 page='/concurrent-head?id=7'
 
@@ -21,14 +22,9 @@ measure() {  # name, port
 
 serve() {  # name, modgraph args...
   local name=$1; shift
-  local log; log=$(mktemp)
-  "$modgraph" serve --port 0 "$@" >"$log" 2>&1 &
-  local pid=$!
-  until grep -q "Ctrl-C stops" "$log"; do sleep 0.1; done
-  local port; port=$(grep -o 'http://127.0.0.1:[0-9]*/ ' "$log" | head -1 | grep -o '[0-9]*/ ' | tr -d '/ ')
-  measure "$name" "$port"
-  kill -TERM "$pid"; wait "$pid" || true
-  rm -f "$log"
+  start_serve "$modgraph" "$@"
+  measure "$name" "$SERVE_PORT"
+  stop_serve
 }
 
 node_baseline() {
