@@ -22,7 +22,8 @@ echo "== cmake --install $build --prefix $prefix"
 }
 for file in include/modgraph/context/context.h include/modgraph/loader/sdk.h \
     include/modgraph/registry/registry.h include/modgraph/environments/topology.h \
-    include/modgraph/modules/head.h lib/cmake/modgraph/modgraphConfig.cmake \
+    include/modgraph/modules/head.h include/modgraph/server/http_server.h \
+    include/modgraph/testing/testkit.h lib/cmake/modgraph/modgraphConfig.cmake \
     lib/cmake/modgraph/ModgraphModule.cmake lib/modgraph/modules/head.so \
     lib/modgraph/bundle/modgraph-bundle.so bin/modgraph; do
   [ -e "$prefix/$file" ] || { echo "install_test: $file was not installed" >&2; exit 1; }

@@ -7,6 +7,8 @@
 
 #include "greeting.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/server/http_server.h"
+#include "modgraph/server/load_client.h"
 
 int main() {
   modgraph::TopologySpec spec;
@@ -43,7 +45,27 @@ int main() {
     std::fprintf(stderr, "embed_host: unexpected head '%s'\n", head.c_str());
     return 1;
   }
-  std::printf("embed_host: ssr#greeting imports %s; head renders %s\n",
+  // Serve it: one page, one request scope per request, loopback only.
+  modgraph::server::Router router;
+  (void)router.Add("/greet",
+                   [greeting](const modgraph::server::Request& request)
+                       -> boost::asio::awaitable<modgraph::server::Response> {
+                     co_return modgraph::server::Response{
+                         .body = greeting->api<GreetingApi>()->greet(request.query.at("name").c_str())};
+                   });
+  auto server = modgraph::server::HttpServer::Start({}, std::move(router));
+  if (!server.ok()) {
+    std::fprintf(stderr, "embed_host: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  auto page = modgraph::server::Fetch((*server)->port(), "/greet?name=http");
+  (*server)->Stop();
+  if (!page.ok() || page->status != 200 ||
+      page->body.find("<title>hello http</title>") == std::string::npos) {
+    std::fprintf(stderr, "embed_host: /greet over HTTP failed\n");
+    return 1;
+  }
+  std::printf("embed_host: ssr#greeting imports %s; head renders %s; served over HTTP\n",
               greeting->imports()[0]->name().c_str(), head.c_str());
   return 0;
 }
