@@ -29,6 +29,10 @@ policy = "auto"
 deployment_id = "dpl-1"
 [providers]
 head = ["head-state"]
+[server]
+pages_environment = "ssr"
+entry_environment = "node"
+pages = ["concurrent-head"]
 [[environments]]
 name = "node"
 module_roots = ["modules", "/opt/shared"]
@@ -44,6 +48,9 @@ policy = "strict"
   EXPECT_EQ(spec->name, "app");
   EXPECT_EQ(spec->settings.at("deployment_id"), "dpl-1");
   EXPECT_EQ(spec->providers.at("head"), std::vector<std::string>{"head-state"});
+  EXPECT_EQ(spec->server.pages_environment, "ssr");
+  EXPECT_EQ(spec->server.entry_environment, "node");
+  EXPECT_EQ(spec->server.pages, std::vector<std::string>{"concurrent-head"});
   ASSERT_EQ(spec->environments.size(), 2u);
   const EnvironmentSpec& node = spec->environments[0];
   EXPECT_EQ(node.mode, EnvironmentMode::kIsolated);
@@ -87,6 +94,8 @@ TEST(TopologyParseTest, RejectsEachKindOfMistakeWithItsOwnMessage) {
        "'policy' in the topology must be \"warn\", \"strict\" or \"auto\""},
       {"name='x'\nproviders=1\n[[environments]]\nname='a'\nmodule_roots=['m']",
        "'providers' must be a table"},
+      {"name='x'\n[server]\npage=['p']\n[[environments]]\nname='a'\nmodule_roots=['m']",
+       "unknown key 'page' in [server]"},
   };
   for (const Case& c : cases) {
     auto spec = Parse(c.text);
@@ -94,6 +103,15 @@ TEST(TopologyParseTest, RejectsEachKindOfMistakeWithItsOwnMessage) {
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
     EXPECT_THAT(spec.status().message(), HasSubstr(c.expected)) << c.text;
   }
+}
+
+TEST(TopologyParseTest, OverridePolicySetsEveryEnvironment) {
+  auto spec = Parse(
+      "name='x'\npolicy='strict'\n[[environments]]\nname='a'\nmodule_roots=['m']\n"
+      "[[environments]]\nname='b'\nmodule_roots=['m']\npolicy='warn'");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  OverridePolicy(*spec, Policy::kAuto);
+  for (const EnvironmentSpec& env : spec->environments) EXPECT_EQ(env.policy, Policy::kAuto);
 }
 
 TEST(TopologyFileTest, MissingFileSaysWhatToDo) {
