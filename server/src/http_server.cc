@@ -16,8 +16,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -73,8 +73,8 @@ std::string describe(const std::exception_ptr& error) {
 }
 
 Response plain(int status, std::string body) {
-  return Response{.status = status, .content_type = "text/plain; charset=utf-8",
-                  .body = std::move(body)};
+  return Response{
+      .status = status, .content_type = "text/plain; charset=utf-8", .body = std::move(body)};
 }
 
 // Read errors that mean the peer went away (or we closed an idle connection),
@@ -167,7 +167,9 @@ void HttpServer::Impl::RequestStop() {
 
 void HttpServer::Impl::OnSignal(const boost::system::error_code& ec, int signal_number) {
   if (ec) return;  // cancelled by a stop that came from elsewhere
-  const char* name = signal_number == SIGINT ? "SIGINT" : signal_number == SIGTERM ? "SIGTERM" : "signal";
+  const char* name = signal_number == SIGINT    ? "SIGINT"
+                     : signal_number == SIGTERM ? "SIGTERM"
+                                                : "signal";
   fmt::print(stderr, "modgraph server: {} received; stopping after in-flight requests\n", name);
   std::fflush(stderr);
   RequestStop();
@@ -199,8 +201,7 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
   }
 }
 
-asio::awaitable<Response> HttpServer::Impl::Invoke(const Handler& handler,
-                                                   const Request& request) {
+asio::awaitable<Response> HttpServer::Impl::Invoke(const Handler& handler, const Request& request) {
   // Calling the handler here, not at co_spawn, puts any synchronous part of it
   // inside the request scope too.
   co_return co_await handler(request);
@@ -263,13 +264,14 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(options.max_body_bytes);
-    auto [read_error, read_bytes] = co_await http::async_read(session->socket, buffer, parser, kNoThrow);
+    auto [read_error, read_bytes] =
+        co_await http::async_read(session->socket, buffer, parser, kNoThrow);
     if (read_error) {
       if (connection_gone(read_error)) break;
       // Bytes that are not HTTP/1.x (or too much of it): answer once and close.
       const int status = read_error == http::error::body_limit     ? 413
                          : read_error == http::error::header_limit ? 431
-                                                                    : 400;
+                                                                   : 400;
       http::response<http::string_body> reply{static_cast<http::status>(status), 11};
       reply.set(http::field::server, "modgraph");
       reply.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -319,9 +321,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options, R
   const std::string host = options.address == "localhost" ? "127.0.0.1" : options.address;
   const asio::ip::address address = asio::ip::make_address(host, ec);
   if (ec) {
-    return absl::InvalidArgumentError(
-        fmt::format("server: '{}' is not an IP address (use 127.0.0.1, ::1 or localhost)",
-                    options.address));
+    return absl::InvalidArgumentError(fmt::format(
+        "server: '{}' is not an IP address (use 127.0.0.1, ::1 or localhost)", options.address));
   }
   if (!address.is_loopback()) {
     return absl::InvalidArgumentError(fmt::format(
@@ -404,15 +405,14 @@ absl::Status ServeUntilSignal(HttpServer& server, std::function<void()> on_ready
       for (int signal_number : {SIGINT, SIGTERM}) {
         if (impl.signals->add(signal_number, ec); ec) {
           impl.signals.reset();
-          return absl::InternalError(fmt::format(
-              "ServeUntilSignal: cannot install a handler for signal {}: {}", signal_number,
-              ec.message()));
+          return absl::InternalError(
+              fmt::format("ServeUntilSignal: cannot install a handler for signal {}: {}",
+                          signal_number, ec.message()));
         }
       }
-      impl.signals->async_wait(
-          [&impl](const boost::system::error_code& error, int signal_number) {
-            impl.OnSignal(error, signal_number);
-          });
+      impl.signals->async_wait([&impl](const boost::system::error_code& error, int signal_number) {
+        impl.OnSignal(error, signal_number);
+      });
     }
   }
   if (on_ready) on_ready();

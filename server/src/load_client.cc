@@ -113,13 +113,15 @@ std::chrono::nanoseconds LoadReport::latency_quantile(double q) const {
   }
   if (latencies.empty()) return std::chrono::nanoseconds(0);
   q = std::clamp(q, 0.0, 1.0);
-  const auto index = static_cast<std::size_t>(std::floor(q * static_cast<double>(latencies.size() - 1)));
+  const auto index =
+      static_cast<std::size_t>(std::floor(q * static_cast<double>(latencies.size() - 1)));
   std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(index),
                    latencies.end());
   return latencies[index];
 }
 
-absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options, std::span<const std::string> targets) {
+absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
+                                   std::span<const std::string> targets) {
   boost::system::error_code ec;
   const std::string host = options.address == "localhost" ? "127.0.0.1" : options.address;
   const asio::ip::address address = asio::ip::make_address(host, ec);
@@ -128,15 +130,17 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options, std::span<const s
         "load client: '{}' is not a loopback address; it only talks to 127.0.0.1, ::1 or localhost",
         options.address));
   }
-  if (options.port == 0) return absl::InvalidArgumentError("load client: port 0 (no server port given)");
+  if (options.port == 0)
+    return absl::InvalidArgumentError("load client: port 0 (no server port given)");
   if (options.connections < 1 || options.connections > kMaxLoadConnections) {
-    return absl::InvalidArgumentError(fmt::format(
-        "load client: {} connections requested; allowed 1..{}", options.connections,
-        kMaxLoadConnections));
+    return absl::InvalidArgumentError(
+        fmt::format("load client: {} connections requested; allowed 1..{}", options.connections,
+                    kMaxLoadConnections));
   }
   if (targets.size() > kMaxLoadRequests) {
-    return absl::InvalidArgumentError(fmt::format(
-        "load client: {} requests requested; at most {} per run", targets.size(), kMaxLoadRequests));
+    return absl::InvalidArgumentError(
+        fmt::format("load client: {} requests requested; at most {} per run", targets.size(),
+                    kMaxLoadRequests));
   }
 
   LoadReport report;

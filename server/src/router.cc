@@ -16,9 +16,8 @@ absl::Status Router::Add(std::string path, Handler handler) {
   }
   auto [it, inserted] = handlers_.try_emplace(path, std::move(handler));
   if (!inserted) {
-    return absl::AlreadyExistsError(
-        fmt::format("router: path '{}' already has a handler; each page is served by one handler",
-                    path));
+    return absl::AlreadyExistsError(fmt::format(
+        "router: path '{}' already has a handler; each page is served by one handler", path));
   }
   return absl::OkStatus();
 }

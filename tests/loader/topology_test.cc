@@ -56,7 +56,7 @@ policy = "strict"
   EXPECT_EQ(node.mode, EnvironmentMode::kIsolated);
   EXPECT_EQ(node.module_roots, (std::vector<fs::path>{"/srv/app/modules", "/opt/shared"}));
   EXPECT_EQ(node.entry_modules, std::vector<std::string>{"server-entry"});
-  EXPECT_EQ(node.policy, Policy::kAuto);  // the topology's policy
+  EXPECT_EQ(node.policy, Policy::kAuto);                     // the topology's policy
   EXPECT_EQ(spec->environments[1].policy, Policy::kStrict);  // overridden here
   EXPECT_EQ(spec->environments[1].mode, EnvironmentMode::kBundled);
   EXPECT_EQ(spec->environments[1].bundle, fs::path("/srv/app/bundle/app.so"));

@@ -1,7 +1,7 @@
 // The framework modules beyond head: router, i18n (with_locale and its
 // module-level fallback), request-store and cache-runtime's deployment-scoped keys.
-#include <gmock/gmock.h>
 #include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <stdlib.h>
 
 #include "modgraph/context/request_context.h"
@@ -130,7 +130,9 @@ TEST(CacheRuntimeTest, ARequestsDeploymentIdWinsAndNeverSharesAnEntry) {
 }
 
 TEST(CacheRuntimeTest, InvalidDeploymentIdIsAClearError) {
-  TopologySpec spec{.name = "bad", .environments = {}, .origin = "test",
+  TopologySpec spec{.name = "bad",
+                    .environments = {},
+                    .origin = "test",
                     .settings = {{"deployment_id", "has space"}}};
   spec.environments.push_back(
       {.name = "ssr", .module_roots = {kModuleDir}, .entry_modules = {"cache-runtime"}});

@@ -3,9 +3,8 @@
 // the sentinel sees fallback hits and cross-request leaks, and reload.
 #include "modgraph/registry/registry.h"
 
-#include <gmock/gmock.h>
-
 #include <fmt/format.h>
+#include <gmock/gmock.h>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>

@@ -19,8 +19,8 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -45,9 +45,9 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+using std::chrono::microseconds;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-using std::chrono::microseconds;
 
 // Upper bound for anything a test waits on; tests end by events, this only
 // turns a hang into a failure.
@@ -153,10 +153,9 @@ Handler EchoIdPage(Barrier* barrier = nullptr) {
       co_await timer.async_wait(asio::use_awaitable);
     }
     std::shared_ptr<std::uint64_t> stored = request_store().get<std::uint64_t>("server_test.id");
-    co_return Response{
-        .content_type = "text/plain",
-        .body = fmt::format("{} {} {} {}", request.id, slot().written_by, stored ? *stored : 0,
-                            current_request_id())};
+    co_return Response{.content_type = "text/plain",
+                       .body = fmt::format("{} {} {} {}", request.id, slot().written_by,
+                                           stored ? *stored : 0, current_request_id())};
   };
 }
 
@@ -231,7 +230,9 @@ TEST_P(IsolationTest, IsolatedEvenWhenEveryRequestReadsAfterAllHaveWritten) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, IsolationTest, ::testing::Values(1, 2),
-                         [](const auto& param_info) { return fmt::format("threads_{}", param_info.param); });
+                         [](const auto& param_info) {
+                           return fmt::format("threads_{}", param_info.param);
+                         });
 
 // The negative control: with the request scope off, the page falls back to its
 // module-level default and concurrent requests read each other's ids. This is
@@ -290,9 +291,9 @@ TEST(HttpServer, MalformedRequestsAre400AndServingContinues) {
               StartsWith("HTTP/1.1 400 Bad Request"));
   EXPECT_THAT(RawExchange(server->port(), "GET /echo HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"),
               StartsWith("HTTP/1.1 400 Bad Request"));
-  EXPECT_THAT(RawExchange(server->port(),
-                          "GET /echo%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-              StartsWith("HTTP/1.1 400 Bad Request"));
+  EXPECT_THAT(
+      RawExchange(server->port(), "GET /echo%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+      StartsWith("HTTP/1.1 400 Bad Request"));
   EXPECT_THAT(RawExchange(server->port(),
                           "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"),
               StartsWith("HTTP/1.1 413"));
@@ -326,9 +327,10 @@ TEST(HttpServer, ThrowingHandlerIs500LoggedAndTheConnectionKeepsServing) {
   std::uint64_t id = 0;
   ASSERT_EQ(std::sscanf(boom.body.c_str(), "500 internal server error (request %lu)", &id), 1)
       << boom.body;
-  EXPECT_THAT(log, HasSubstr(fmt::format(
-                       "500 for GET /boom (request {}): handler threw: head slot exploded second line\n",
-                       id)));
+  EXPECT_THAT(
+      log,
+      HasSubstr(fmt::format(
+          "500 for GET /boom (request {}): handler threw: head slot exploded second line\n", id)));
   EXPECT_THAT(boom.body, ::testing::Not(HasSubstr("exploded")));  // details stay in the log
   const LoadResult& next = report->results[1];
   ASSERT_TRUE(next.ok()) << next.error;
@@ -479,8 +481,9 @@ TEST_P(StopTest, StopLetsInFlightRequestsCompleteAndClosesIdleConnections) {
   EXPECT_FALSE(Fetch(port, "/echo", std::chrono::seconds(5)).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, StopTest, ::testing::Values(1, 2),
-                         [](const auto& param_info) { return fmt::format("threads_{}", param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Threads, StopTest, ::testing::Values(1, 2), [](const auto& param_info) {
+  return fmt::format("threads_{}", param_info.param);
+});
 
 TEST(HttpServer, StopWithNoConnectionsReturnsAndIsIdempotent) {
   auto server = StartOrDie({.threads = 2}, Router());
@@ -498,9 +501,8 @@ TEST(ServeUntilSignal, SigtermStopsTheServerAfterInFlightRequestsComplete) {
   const std::uint16_t port = server->port();
 
   std::promise<void> ready;
-  auto serving = std::async(std::launch::async, [&] {
-    return ServeUntilSignal(*server, [&] { ready.set_value(); });
-  });
+  auto serving = std::async(std::launch::async,
+                            [&] { return ServeUntilSignal(*server, [&] { ready.set_value(); }); });
   ASSERT_EQ(ready.get_future().wait_for(kPatience), std::future_status::ready);
 
   auto in_flight = std::async(std::launch::async, [port] { return Fetch(port, "/slow"); });
@@ -526,9 +528,8 @@ TEST(ServeUntilSignal, SigtermStopsTheServerAfterInFlightRequestsComplete) {
 TEST(ServeUntilSignal, ReturnsWhenTheServerIsStoppedElsewhere) {
   auto server = StartOrDie({}, Router());
   std::promise<void> ready;
-  auto serving = std::async(std::launch::async, [&] {
-    return ServeUntilSignal(*server, [&] { ready.set_value(); });
-  });
+  auto serving = std::async(std::launch::async,
+                            [&] { return ServeUntilSignal(*server, [&] { ready.set_value(); }); });
   ASSERT_EQ(ready.get_future().wait_for(kPatience), std::future_status::ready);
   server->RequestStop();
   ASSERT_EQ(serving.wait_for(kPatience), std::future_status::ready);

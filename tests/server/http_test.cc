@@ -1,9 +1,10 @@
+#include "modgraph/server/http.h"
+
 #include <map>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "modgraph/server/http.h"
 #include "modgraph/server/router.h"
 
 namespace modgraph::server {

@@ -47,12 +47,13 @@ int main() {
   }
   // Serve it: one page, one request scope per request, loopback only.
   modgraph::server::Router router;
-  (void)router.Add("/greet",
-                   [greeting](const modgraph::server::Request& request)
-                       -> boost::asio::awaitable<modgraph::server::Response> {
-                     co_return modgraph::server::Response{
-                         .body = greeting->api<GreetingApi>()->greet(request.query.at("name").c_str())};
-                   });
+  (void)router.Add(
+      "/greet",
+      [greeting](const modgraph::server::Request& request)
+          -> boost::asio::awaitable<modgraph::server::Response> {
+        co_return modgraph::server::Response{
+            .body = greeting->api<GreetingApi>()->greet(request.query.at("name").c_str())};
+      });
   auto server = modgraph::server::HttpServer::Start({}, std::move(router));
   if (!server.ok()) {
     std::fprintf(stderr, "embed_host: %s\n", std::string(server.status().message()).c_str());

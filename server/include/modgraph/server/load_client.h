@@ -42,7 +42,7 @@ struct LoadResult {
   std::string target;
   int status = 0;  // 0 when no response arrived
   std::string body;
-  std::string error;  // empty on success (any HTTP status counts as success)
+  std::string error;                    // empty on success (any HTTP status counts as success)
   std::chrono::nanoseconds latency{0};  // request written to response read
   bool ok() const noexcept { return error.empty(); }
 };
@@ -58,7 +58,8 @@ struct LoadReport {
 // Sends GET `targets[i]` for every i over `options.connections` connections.
 // InvalidArgument for a non-loopback address, port 0, no connections or too
 // many requests; otherwise the report, with per-request errors inside.
-absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options, std::span<const std::string> targets);
+absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
+                                   std::span<const std::string> targets);
 
 // One GET over its own connection; a convenience for tests.
 absl::StatusOr<LoadResult> Fetch(std::uint16_t port, std::string_view target,
