@@ -11,6 +11,10 @@
 //   auto pages = PageHost::Create(**topology);
 //   auto server = HttpServer::Start({}, (*pages)->MakeRouter(PageHost::YieldOnce));
 //
+// The PageHost holds the pages' API tables: it (and routers made from it) must
+// not outlive the topology, and must be re-created after a page module is
+// reloaded.
+//
 // Under the strict policy a page that reaches an unregistered slot gets a 500
 // whose body is the policy's error (naming environment, module, slot and the
 // provider that would fix it); the server keeps serving.
