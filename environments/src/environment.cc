@@ -81,6 +81,7 @@ struct HostCallbacks {
         return 1;
       }
       *slot->active_impl = impl;
+      host->instance->registrations_.push_back({target, slot, impl});
       if (host->environment->listener_ != nullptr) {
         host->environment->listener_->OnAccessorRegistered(*target, *slot, *host->instance);
       }
@@ -282,6 +283,7 @@ absl::Status Environment::Instantiate(std::string_view module_id, std::vector<st
   }
   chain.pop_back();
   if (absl::Status initialised = RunInit(instance); !initialised.ok()) {
+    RevokeRegistrations(instance);  // registered before it failed
     instance.state_ = Instance::State::kDiscovered;
     return initialised;
   }
@@ -316,8 +318,21 @@ Instance* Environment::Find(std::string_view module_id) const {
   return it->second.get();
 }
 
+void Environment::RevokeRegistrations(Instance& provider) {
+  for (const Instance::Registration& registration : provider.registrations_) {
+    // A later provider may have replaced this one's accessor: leave that in place.
+    if (*registration.slot->active_impl != registration.impl) continue;
+    *registration.slot->active_impl = registration.slot->default_impl;
+    if (listener_ != nullptr) {
+      listener_->OnAccessorRevoked(*registration.target, *registration.slot, provider);
+    }
+  }
+  provider.registrations_.clear();
+}
+
 void Environment::TearDown(Instance& instance) {
   if (instance.state_ != Instance::State::kReady) return;
+  RevokeRegistrations(instance);
   if (listener_ != nullptr) listener_->OnInstanceUnloading(instance);
   if (instance.descriptor().teardown != nullptr) instance.descriptor().teardown();
   instance.state_ = Instance::State::kDiscovered;

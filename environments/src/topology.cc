@@ -310,6 +310,10 @@ class Topology::RegistryFeed final : public InstanceListener {
                             const Instance& provider) override {
     topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name());
   }
+  void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
+                         const Instance&) override {
+    topology_.registry_->MarkUnregistered(target.name(), slot.name);
+  }
   void OnInstanceUnloading(const Instance& instance) override {
     topology_.registry_->RemoveInstance(instance.name());
   }

@@ -47,6 +47,15 @@ void Registry::MarkRegistered(std::string_view instance, std::string_view slot,
   }
 }
 
+void Registry::MarkUnregistered(std::string_view instance, std::string_view slot) {
+  auto it = entries_.find(instance);
+  if (it == entries_.end()) return;
+  for (SlotRecord& record : it->second.record.slots) {
+    if (record.slot != slot) continue;
+    record = SlotRecord{.slot = record.slot, .signature = record.signature};
+  }
+}
+
 void Registry::RemoveInstance(std::string_view instance) {
   auto it = entries_.find(instance);
   if (it == entries_.end()) return;

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "modgraph/context/request_context.h"
 #include "modgraph/environments/topology.h"
 #include "modgraph/modules/head.h"
 #include "test_paths.h"
@@ -181,6 +182,38 @@ TEST_F(EnvironmentTest, ThrowingInitLeavesNothingHalfLoadedAndOthersKeepWorking)
   node_head.add_child("<title>still serving</title>");
   EXPECT_EQ(node_head.render(), "<title>still serving</title>");
   EXPECT_TRUE(ssr->Import("head").ok());  // and ssr itself still works
+}
+
+// A provider that registered and then failed leaves no accessor behind: its
+// library is unloaded, and a stale accessor would point into unmapped code.
+TEST_F(EnvironmentTest, AFailedProviderLeavesNoRegistrationBehind) {
+  auto ssr = MakeEnv("ssr", {kModuleDir, kBadDir});
+  const HeadApi& head = Head(*ssr);
+  auto result = ssr->Import("registers-then-throws");
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr("failed after registering"));
+  // Inside a request the slot now runs head's own default: module-level state.
+  RequestContext request = RequestContext::create(7);
+  run_request(request, [&] { head.add_child("<title>back to default</title>"); });
+  EXPECT_EQ(head.module_children()->size(), 1u);
+}
+
+TEST_F(EnvironmentTest, UnloadingAProviderPutsTheDefaultBack) {
+  auto node = MakeEnv("node", {kModuleDir});
+  ASSERT_TRUE(node->Import("head-state").ok());
+  const HeadApi& head = Head(*node);
+  {
+    // This request's head state is created by head-state's code: the request
+    // must end before head-state is unloaded (docs/loader.md, Reload).
+    RequestContext request = RequestContext::create(8);
+    run_request(request, [&] { head.add_child("<title>request state</title>"); });
+    EXPECT_TRUE(head.module_children()->empty());  // went to the request's state
+  }
+  ASSERT_TRUE(node->Unload("head-state").ok());
+  ASSERT_NE(node->Find("head"), nullptr);
+  RequestContext later = RequestContext::create(9);
+  run_request(later, [&] { head.add_child("<title>module state</title>"); });
+  EXPECT_EQ(head.module_children()->size(), 1u);
 }
 
 TEST_F(EnvironmentTest, DuplicateModuleIdIsRefusedWholesale) {

@@ -183,6 +183,18 @@ TEST(RegistryTest, ReloadUnderWarnShowsTheNewInstanceUnregistered) {
   EXPECT_EQ(dev->registry().Find("node#head")->slots.at(0).provider, "node#head-state");
 }
 
+TEST(RegistryTest, UnloadingTheProviderShowsItsTargetUnregistered) {
+  auto dev = Dev(Policy::kWarn);
+  ASSERT_TRUE(dev->environment("node")->Unload("head-state").ok());
+  std::optional<InstanceRecord> head = dev->registry().Find("node#head");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_FALSE(head->slots.at(0).registered);
+  EXPECT_TRUE(head->slots.at(0).provider.empty());
+  EXPECT_THAT(FindingNames(dev->registry()),
+              ElementsAre("node#head get_ssr_head_children", "ssr#head get_ssr_head_children",
+                          "ssr#router get_router_state"));
+}
+
 TEST(RegistryTest, TopologyProvidersTableNamesAProviderBeforeItIsLoaded) {
   TopologySpec spec = DevTopology(kModuleDir);
   spec.environments.erase(spec.environments.begin());  // only ssr: head-state never loads

@@ -81,6 +81,13 @@ class Instance {
 
  private:
   friend class Environment;
+  friend struct HostCallbacks;
+  // An accessor this instance registered on a slot of one of its imports.
+  struct Registration {
+    Instance* target;
+    const modgraph_slot_decl* slot;
+    void* impl;
+  };
   std::string environment_;
   std::string module_id_;
   std::string name_;
@@ -88,6 +95,7 @@ class Instance {
   const modgraph_module_descriptor* descriptor_ = nullptr;
   std::shared_ptr<LoadedLibrary> library_;
   std::vector<Instance*> imports_;
+  std::vector<Registration> registrations_;  // revoked when this instance goes
 };
 
 // Told about instance life-cycle events; the registry layer listens here.
@@ -99,6 +107,10 @@ class InstanceListener {
   // `provider` registered `impl` on `slot` of `target` during its init.
   virtual void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
                                     const Instance& provider) = 0;
+  // `provider` is going away (torn down, or its init failed): its accessor on
+  // `slot` of `target` was put back to the module-level default.
+  virtual void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
+                                 const Instance& provider) = 0;
   // `instance` is about to be torn down and unloaded.
   virtual void OnInstanceUnloading(const Instance& instance) = 0;
 };
@@ -150,6 +162,9 @@ class Environment {
   absl::StatusOr<std::filesystem::path> Locate(std::string_view module_id) const;
   absl::Status CheckInsideRoots(const std::filesystem::path& path) const;
   void TearDown(Instance& instance);
+  // Puts back the defaults of every slot `provider` registered on: its code is
+  // about to be unloaded, and nothing half-loaded may stay registered.
+  void RevokeRegistrations(Instance& provider);
   void TearDownAll();
   void Rollback(Transaction& tx);
   std::vector<Instance*> WithImporters(std::string_view module_id) const;

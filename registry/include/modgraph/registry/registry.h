@@ -74,6 +74,9 @@ class Registry {
   void AddInstance(InstanceRecord record, std::span<const modgraph_slot_decl> slots);
   // `provider` registered an accessor on `slot` of `instance`.
   void MarkRegistered(std::string_view instance, std::string_view slot, std::string_view provider);
+  // The provider that registered `slot` of `instance` went away: the slot is back
+  // on its module-level default.
+  void MarkUnregistered(std::string_view instance, std::string_view slot);
   // The instance is being unloaded.
   void RemoveInstance(std::string_view instance);
   // Adds to the provider catalog (the topology's [providers] table).
