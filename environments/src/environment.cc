@@ -375,9 +375,22 @@ void Environment::Remove(const std::vector<Instance*>& doomed) {
   for (auto it = doomed.rbegin(); it != doomed.rend(); ++it) TearDown(**it);
   if (spec_.mode == EnvironmentMode::kBundled) return;  // the bundle stays; only init state goes
   std::set<const LoadedLibrary*> libraries;
-  for (Instance* instance : doomed) libraries.insert(&instance->library());
+  for (Instance* instance : doomed) {
+    if (libraries.insert(&instance->library()).second) Retire(instance->library_);
+  }
   std::erase_if(instances_,
                 [&](const auto& entry) { return libraries.contains(&entry.second->library()); });
+}
+
+void Environment::Retire(std::shared_ptr<LoadedLibrary> library) {
+  library->RemoveCopy();
+  retired_.push_back(std::move(library));
+}
+
+std::size_t Environment::ReleaseRetired() {
+  const std::size_t released = retired_.size();
+  retired_.clear();
+  return released;
 }
 
 absl::Status Environment::Unload(std::string_view module_id) {
@@ -403,7 +416,7 @@ absl::Status Environment::Reload(std::string_view module_id) {
     for (const Instance* instance : init_order_) ids.push_back(instance->module_id());
     TearDownAll();
     instances_.clear();
-    bundle_.reset();
+    Retire(std::move(bundle_));
     absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle =
         loader_.Load(spec_.bundle, {name(), "bundle"});
     if (!bundle.ok()) return bundle.status();

@@ -279,6 +279,13 @@ LoadedLibrary::~LoadedLibrary() {
   }
 }
 
+void LoadedLibrary::RemoveCopy() {
+  if (!remove_on_unload_) return;
+  std::error_code ec;
+  fs::remove(loaded_path_, ec);
+  remove_on_unload_ = false;
+}
+
 LibraryLoader::LibraryLoader() : LibraryLoader(Options{}) {}
 
 LibraryLoader::LibraryLoader(Options options) : options_(std::move(options)) {}

@@ -140,10 +140,18 @@ class Environment {
   const std::vector<Instance*>& instances() const { return init_order_; }
 
   // Re-creates `module_id` and every instance that imports it (transitively) from
-  // fresh copies, as a dev server does when a file changes.
+  // fresh copies, as a dev server does when a file changes. Unloaded libraries
+  // are retired, not closed: their copies leave the file system at once, but
+  // their code stays mapped for whatever still uses it (a request's state
+  // object, a suspended coroutine) until ReleaseRetired().
   absl::Status Reload(std::string_view module_id);
-  // Tears down and unloads `module_id` and its importers.
+  // Tears down and unloads `module_id` and its importers (retired, as above).
   absl::Status Unload(std::string_view module_id);
+
+  // Closes the libraries retired by Unload/Reload. Call it only when nothing
+  // created before those unloads is alive (e.g. no request that started before
+  // them is still running). Returns how many libraries were closed.
+  std::size_t ReleaseRetired();
 
   // Not owned; set before the first import.
   void set_listener(InstanceListener* listener) { listener_ = listener; }
@@ -169,11 +177,13 @@ class Environment {
   void Rollback(Transaction& tx);
   std::vector<Instance*> WithImporters(std::string_view module_id) const;
   void Remove(const std::vector<Instance*>& doomed);
+  void Retire(std::shared_ptr<LoadedLibrary> library);
 
   EnvironmentSpec spec_;
   LibraryLoader& loader_;
   InstanceListener* listener_ = nullptr;
   std::shared_ptr<LoadedLibrary> bundle_;
+  std::vector<std::shared_ptr<LoadedLibrary>> retired_;
   std::map<std::string, std::unique_ptr<Instance>, std::less<>> instances_;
   std::vector<Instance*> init_order_;
 };

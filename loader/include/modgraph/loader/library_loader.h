@@ -52,6 +52,11 @@ class LoadedLibrary {
   const std::filesystem::path& source() const { return source_; }
   // The file actually handed to dlopen (the private copy).
   const std::filesystem::path& loaded_path() const { return loaded_path_; }
+  // Removes the private copy from the file system now and keeps the library
+  // mapped (an unlinked file stays mapped): for a library that is unloaded from
+  // its environment but may still have code or objects in use.
+  void RemoveCopy();
+
   // Every module descriptor the library exports, in discovery order.
   std::span<const modgraph_module_descriptor* const> descriptors() const { return descriptors_; }
 
