@@ -41,6 +41,10 @@ absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
   return loaded;
 }
 
+void PrintError(const absl::Status& status, std::string_view hint) {
+  PrintError(std::string_view(status.message().data(), status.message().size()), hint);
+}
+
 bool UseColor(std::FILE* stream) {
   if (const char* no_color = std::getenv("NO_COLOR"); no_color != nullptr && *no_color != '\0') {
     return false;

@@ -48,6 +48,8 @@ bool UseColor(std::FILE* stream);
 
 // "modgraph: error: <message>" on stderr, then "  <hint>" when there is one.
 void PrintError(std::string_view message, std::string_view hint = {});
+// The same for a status's message.
+void PrintError(const absl::Status& status, std::string_view hint = {});
 
 // Writes `content` to `path`, or to stdout when `path` is empty or "-".
 absl::Status WriteOutput(const std::string& path, std::string_view content);

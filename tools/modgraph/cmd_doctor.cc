@@ -21,7 +21,7 @@ struct DoctorOptions {
 int RunDoctor(const DoctorOptions& options) {
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(options.topology);
   if (!loaded.ok()) {
-    PrintError(std::string(loaded.status().message()));
+    PrintError(loaded.status());
     return kExitError;
   }
   const report::Report report = report::BuildReport(*loaded->topology, loaded->errors);
@@ -33,7 +33,7 @@ int RunDoctor(const DoctorOptions& options) {
     out = report::RenderText(report, {.color = UseColor(stdout)});
   }
   if (absl::Status written = WriteOutput("-", out); !written.ok()) {
-    PrintError(std::string(written.message()));
+    PrintError(written);
     return kExitError;
   }
   return report::ExitCode(report);

@@ -22,7 +22,7 @@ struct GraphOptions {
 int RunGraph(const GraphOptions& options) {
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(options.topology);
   if (!loaded.ok()) {
-    PrintError(std::string(loaded.status().message()));
+    PrintError(loaded.status());
     return kExitError;
   }
   const report::Report report = report::BuildReport(*loaded->topology, loaded->errors);
@@ -30,7 +30,7 @@ int RunGraph(const GraphOptions& options) {
   const std::string out =
       options.format == "html" ? report::RenderHtml(report) : report::RenderDot(report);
   if (absl::Status written = WriteOutput(options.output, out); !written.ok()) {
-    PrintError(std::string(written.message()));
+    PrintError(written);
     return kExitError;
   }
   return report.errors.empty() ? kExitClean : kExitError;

@@ -22,22 +22,22 @@ struct ParityOptions {
 int RunParity(const ParityOptions& options) {
   absl::StatusOr<LoadedTopology> dev = LoadTopology(options.dev);
   if (!dev.ok()) {
-    PrintError(std::string(dev.status().message()));
+    PrintError(dev.status());
     return kExitError;
   }
   absl::StatusOr<LoadedTopology> prod = LoadTopology({.topology = options.prod, .policy = ""});
   if (!prod.ok()) {
-    PrintError(std::string(prod.status().message()));
+    PrintError(prod.status());
     return kExitError;
   }
   for (const auto* loaded : {&*dev, &*prod}) {
-    for (const absl::Status& error : loaded->errors) PrintError(std::string(error.message()));
+    for (const absl::Status& error : loaded->errors) PrintError(error);
   }
   const std::vector<std::string> targets = RequestTargets(options.requests);
   absl::StatusOr<testing::ParityReport> parity =
       testing::RunParity(*dev->topology, *prod->topology, targets, {.seed = options.requests.seed});
   if (!parity.ok()) {
-    PrintError(std::string(parity.status().message()));
+    PrintError(parity.status());
     return kExitError;
   }
   fmt::print("parity: {} concurrent request(s) to {} (seed {}), {} vs {}\n", targets.size(),

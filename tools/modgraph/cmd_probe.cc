@@ -24,16 +24,16 @@ struct ProbeOptions {
 int RunProbe(const ProbeOptions& options) {
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(options.topology);
   if (!loaded.ok()) {
-    PrintError(std::string(loaded.status().message()));
+    PrintError(loaded.status());
     return kExitError;
   }
-  for (const absl::Status& error : loaded->errors) PrintError(std::string(error.message()));
+  for (const absl::Status& error : loaded->errors) PrintError(error);
   Topology& topology = *loaded->topology;
   const std::vector<std::string> targets = RequestTargets(options.requests);
   absl::StatusOr<testing::RunReport> run =
       testing::FireConcurrent(topology, targets, {.seed = options.requests.seed});
   if (!run.ok()) {
-    PrintError(std::string(run.status().message()));
+    PrintError(run.status());
     return kExitError;
   }
   fmt::print("probe: {} concurrent request(s) to {} on topology {} (seed {})\n", targets.size(),
@@ -73,7 +73,7 @@ int RunProbe(const ProbeOptions& options) {
     absl::StatusOr<std::vector<std::string>> smallest =
         testing::MinimiseLeak(topology, targets, {.seed = options.requests.seed});
     if (!smallest.ok()) {
-      PrintError(std::string(smallest.status().message()));
+      PrintError(smallest.status());
       return kExitError;
     }
     fmt::print("minimal reproducing set ({} request(s), seed {}):\n", smallest->size(),

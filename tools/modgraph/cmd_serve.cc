@@ -29,14 +29,14 @@ int RunServe(const ServeOptions& options) {
   if (!options.mode.empty()) topology_options.topology = options.mode;
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(topology_options);
   if (!loaded.ok()) {
-    PrintError(std::string(loaded.status().message()));
+    PrintError(loaded.status());
     return kExitError;
   }
-  for (const absl::Status& error : loaded->errors) PrintError(std::string(error.message()));
+  for (const absl::Status& error : loaded->errors) PrintError(error);
   absl::StatusOr<std::unique_ptr<server::PageHost>> pages =
       server::PageHost::Create(*loaded->topology);
   if (!pages.ok()) {
-    PrintError(std::string(pages.status().message()),
+    PrintError(pages.status(),
                "add a [server] table with pages_environment and pages to the topology");
     return kExitError;
   }
@@ -52,7 +52,7 @@ int RunServe(const ServeOptions& options) {
                                  .context_enabled = !options.no_context},
                                 (*pages)->MakeRouter(std::move(work)));
   if (!server.ok()) {
-    PrintError(std::string(server.status().message()), "pick another --port (0 picks a free one)");
+    PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
   }
   const Topology& topology = *loaded->topology;
@@ -71,7 +71,7 @@ int RunServe(const ServeOptions& options) {
       "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s)\n",
       (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count());
   if (!served.ok()) {
-    PrintError(std::string(served.message()));
+    PrintError(served);
     return kExitError;
   }
   return kExitClean;

@@ -28,13 +28,13 @@ int Show(const std::vector<std::string>& topologies) {
   for (const std::string& name : topologies) {
     absl::StatusOr<TopologySpec> spec = ResolveTopology(name);
     if (!spec.ok()) {
-      PrintError(std::string(spec.status().message()));
+      PrintError(spec.status());
       exit_code = kExitError;
       continue;
     }
     absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
     if (!topology.ok()) {
-      PrintError(std::string(topology.status().message()));
+      PrintError(topology.status());
       exit_code = kExitError;
       continue;
     }
@@ -55,7 +55,7 @@ int Show(const std::vector<std::string>& topologies) {
     }
     std::fflush(stdout);
     for (const absl::Status& error : errors) {
-      PrintError(std::string(error.message()));
+      PrintError(error);
       exit_code = kExitError;
     }
   }
