@@ -251,20 +251,6 @@ std::string SafeName(std::string_view text) {
 
 }  // namespace
 
-absl::Status ValidateLibraryFile(const fs::path& path, std::string_view environment) {
-  struct stat st {};
-  if (absl::Status status = StatLibrary(path, environment, st); !status.ok()) return status;
-  absl::StatusOr<std::shared_ptr<const Inspection>> inspection = Inspections().Inspect(path, st);
-  if (!inspection.ok()) return inspection.status();
-  if (!(*inspection)->elf_shared_object) {
-    return absl::InvalidArgumentError(
-        fmt::format("environment '{}': '{}' is not an ELF shared library; build it with "
-                    "modgraph_add_module() or remove it from the module roots",
-                    environment, path.string()));
-  }
-  return absl::OkStatus();
-}
-
 std::vector<std::string> FindGnuUniqueSymbols(const fs::path& path) {
   absl::StatusOr<std::string> bytes = ReadFile(path);
   return bytes.ok() ? GnuUniqueSymbolsIn(*bytes) : std::vector<std::string>{};

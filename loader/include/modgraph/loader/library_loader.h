@@ -113,8 +113,6 @@ class LibraryLoader {
   uint64_t copy_sequence_ = 0;
 };
 
-// Checks a library file before anything maps it. Exposed for tools and tests.
-absl::Status ValidateLibraryFile(const std::filesystem::path& path, std::string_view environment);
 
 // Names of the STB_GNU_UNIQUE symbols in an ELF file's dynamic symbol table.
 std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
