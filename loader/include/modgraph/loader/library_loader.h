@@ -113,7 +113,6 @@ class LibraryLoader {
   uint64_t copy_sequence_ = 0;
 };
 
-
 // Names of the STB_GNU_UNIQUE symbols in an ELF file's dynamic symbol table.
 std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
 
