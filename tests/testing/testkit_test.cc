@@ -129,6 +129,22 @@ TEST(TestKitTest, MinimisesALeakingRunToTwoRequests) {
   EXPECT_TRUE(smallest->empty());
 }
 
+TEST(TestKitTest, CachedPageKeysEntriesByTheRequestsDeployment) {
+  auto prod = Prod();
+  RunReport run = Fire(*prod,
+                       {"/cached?name=ada&deployment=blue-1", "/cached?name=ada&deployment=green-2",
+                        "/cached?name=ada&deployment=bad%20id", "/cached?name=ada"},
+                       1);
+  ASSERT_THAT(run.responses, SizeIs(4));
+  EXPECT_THAT(run.responses[0].body, HasSubstr("<p data-testid=\"seed\">blue-1</p>"));
+  EXPECT_THAT(run.responses[1].body, HasSubstr("<p data-testid=\"seed\">green-2</p>"));
+  EXPECT_THAT(run.responses[0].body, HasSubstr("hello ada"));
+  EXPECT_EQ(run.responses[2].status, 400);  // an invalid deployment id is refused
+  // Without one, the key falls back to the build id.
+  EXPECT_THAT(run.responses[3].body, Not(HasSubstr("blue-1")));
+  EXPECT_THAT(run.responses[3].body, HasSubstr("hello ada"));
+}
+
 TEST(TestKitTest, BadTargetsAndUnknownPagesAreReported) {
   auto dev = Dev(Policy::kAuto);
   RunReport run = Fire(*dev, {"/nope"}, 1);
