@@ -1,6 +1,7 @@
 #include "modgraph/context/request_context.h"
 
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
 
 #include "named_registry.h"
@@ -23,11 +24,41 @@ std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::
 
 }  // namespace context_internal
 
+namespace {
+
+// The current request generation: every new request holds a reference to it.
+struct Generations {
+  std::mutex mutex;
+  std::shared_ptr<const void> current = std::make_shared<int>(0);
+};
+
+Generations& TheGenerations() {
+  static auto* generations = new Generations();  // never destroyed: requests may outlive main
+  return *generations;
+}
+
+std::shared_ptr<const void> JoinCurrentGeneration() {
+  Generations& generations = TheGenerations();
+  std::lock_guard lock(generations.mutex);
+  return generations.current;
+}
+
+}  // namespace
+
+std::weak_ptr<const void> SealRequestGeneration() {
+  Generations& generations = TheGenerations();
+  std::lock_guard lock(generations.mutex);
+  std::weak_ptr<const void> previous = generations.current;
+  generations.current = std::make_shared<int>(0);
+  return previous;
+}
+
 RequestContext RequestContext::create(std::uint64_t id) {
   if (id == 0) {
     throw std::invalid_argument("modgraph: request id 0 is reserved for 'no request scope'");
   }
   auto* state = new context_internal::RequestState(id);
+  state->generation = JoinCurrentGeneration();
   return RequestContext(
       Context(context_internal::make_request_root(context_internal::tls_current, state, id)));
 }

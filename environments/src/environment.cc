@@ -8,6 +8,8 @@
 #include <set>
 #include <system_error>
 
+#include "modgraph/context/request_context.h"
+
 // The host handle a module sees during init: which environment and instance.
 struct modgraph_host {
   modgraph::Environment* environment;
@@ -296,6 +298,7 @@ absl::Status Environment::Instantiate(std::string_view module_id, std::vector<st
 
 absl::StatusOr<Instance*> Environment::Import(std::string_view module_id) {
   if (Instance* ready = Find(module_id)) return ready;
+  ReleaseRetired();
   Transaction tx;
   std::vector<std::string> chain;
   if (absl::Status status = Instantiate(module_id, chain, "", tx); !status.ok()) {
@@ -384,16 +387,15 @@ void Environment::Remove(const std::vector<Instance*>& doomed) {
 
 void Environment::Retire(std::shared_ptr<LoadedLibrary> library) {
   library->RemoveCopy();
-  retired_.push_back(std::move(library));
+  retired_.push_back({std::move(library), SealRequestGeneration()});
 }
 
 std::size_t Environment::ReleaseRetired() {
-  const std::size_t released = retired_.size();
-  retired_.clear();
-  return released;
+  return std::erase_if(retired_, [](const Retired& r) { return r.requests_before.expired(); });
 }
 
 absl::Status Environment::Unload(std::string_view module_id) {
+  ReleaseRetired();
   if (Find(module_id) == nullptr) {
     return absl::NotFoundError(
         fmt::format("environment '{}' has no instance of '{}' to unload", name(), module_id));
@@ -403,6 +405,7 @@ absl::Status Environment::Unload(std::string_view module_id) {
 }
 
 absl::Status Environment::Reload(std::string_view module_id) {
+  ReleaseRetired();
   if (Find(module_id) == nullptr) {
     return absl::NotFoundError(fmt::format(
         "environment '{}' has no instance of '{}' to reload; import it first", name(), module_id));

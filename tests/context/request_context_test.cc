@@ -1,5 +1,7 @@
 #include "modgraph/context/request_context.h"
 
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -151,6 +153,23 @@ TEST(RequestContextTest, SameNameWithAnotherTypeFailsLoudlyNamingTheKind) {
 
 TEST(RequestContextTest, EmptyKindNameIsRejected) {
   EXPECT_THROW(StateKind<RouterState>{""}, std::logic_error);
+}
+
+}  // namespace
+}  // namespace modgraph
+
+namespace modgraph {
+namespace {
+
+// What environments rely on to close unloaded libraries only when safe.
+TEST(RequestGenerationTest, ExpiresOnceEveryEarlierRequestHasEnded) {
+  std::optional<RequestContext> earlier = RequestContext::create(1);
+  const std::weak_ptr<const void> before = SealRequestGeneration();
+  const RequestContext later = RequestContext::create(2);
+  EXPECT_FALSE(before.expired());  // `earlier` may still hold objects from old code
+  earlier.reset();
+  EXPECT_TRUE(before.expired());  // `later` belongs to the next generation
+  EXPECT_EQ(later.id(), 2u);
 }
 
 }  // namespace

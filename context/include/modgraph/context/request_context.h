@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -61,6 +62,9 @@ struct RequestState {
   RequestState& operator=(const RequestState&) = delete;
 
   std::uint64_t id;
+  // The request generation this request belongs to (SealRequestGeneration()).
+  // Released after the states are destroyed, so code they need stays loaded.
+  std::shared_ptr<const void> generation;
   std::atomic<StateHolder*> states[kMaxStateKinds]{};
 };
 
@@ -95,6 +99,12 @@ class RequestContext {
 // request contexts — the server, the test kit — takes ids from here, so ids in
 // sentinel reports are unique across them.
 std::uint64_t NextRequestId() noexcept;
+
+// Starts a new request generation and returns a watcher of the previous one: it
+// expires once every request context created before this call has been
+// destroyed. Environments retire unloaded libraries with it and close them only
+// when no request that could hold their objects (state, coroutine frames) is left.
+std::weak_ptr<const void> SealRequestGeneration();
 
 // Runs `fn` inside the unified request scope of `req` and returns its result.
 template <class F>

@@ -142,16 +142,18 @@ class Environment {
   // Re-creates `module_id` and every instance that imports it (transitively) from
   // fresh copies, as a dev server does when a file changes. Unloaded libraries
   // are retired, not closed: their copies leave the file system at once, but
-  // their code stays mapped for whatever still uses it (a request's state
-  // object, a suspended coroutine) until ReleaseRetired().
+  // their code stays mapped until every request that started before the unload
+  // has ended (a request's state object or a suspended coroutine may use it).
   absl::Status Reload(std::string_view module_id);
   // Tears down and unloads `module_id` and its importers (retired, as above).
   absl::Status Unload(std::string_view module_id);
 
-  // Closes the libraries retired by Unload/Reload. Call it only when nothing
-  // created before those unloads is alive (e.g. no request that started before
-  // them is still running). Returns how many libraries were closed.
+  // Closes the retired libraries that no request can still use: those whose
+  // requests started before the unload have all ended. Runs on every Import,
+  // Reload and Unload too. Returns how many libraries were closed. Work that is
+  // not a request (a detached thread using module code) is not tracked.
   std::size_t ReleaseRetired();
+  std::size_t retired_count() const { return retired_.size(); }
 
   // Not owned; set before the first import.
   void set_listener(InstanceListener* listener) { listener_ = listener; }
@@ -183,7 +185,11 @@ class Environment {
   LibraryLoader& loader_;
   InstanceListener* listener_ = nullptr;
   std::shared_ptr<LoadedLibrary> bundle_;
-  std::vector<std::shared_ptr<LoadedLibrary>> retired_;
+  struct Retired {
+    std::shared_ptr<LoadedLibrary> library;
+    std::weak_ptr<const void> requests_before;  // expires when they have all ended
+  };
+  std::vector<Retired> retired_;
   std::map<std::string, std::unique_ptr<Instance>, std::less<>> instances_;
   std::vector<Instance*> init_order_;
 };
