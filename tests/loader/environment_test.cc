@@ -212,9 +212,11 @@ TEST_F(EnvironmentTest, UnloadingAProviderPutsTheDefaultBack) {
   run_request(request, [&] { head.add_child("<title>module state</title>"); });
   EXPECT_EQ(head.module_children()->size(), 1u);
   EXPECT_EQ(CountEntries(loader_.copy_directory()), 1);  // head's copy; head-state's is gone
-  request = RequestContext::create(9);                   // the old request and its state end here
+  EXPECT_EQ(node->ReleaseRetired(), 0u);  // the request that used head-state is alive
+  EXPECT_EQ(node->retired_count(), 1u);
+  request = RequestContext::create(9);  // the old request and its state end here
   EXPECT_EQ(node->ReleaseRetired(), 1u);
-  EXPECT_EQ(node->ReleaseRetired(), 0u);
+  EXPECT_EQ(node->retired_count(), 0u);
 }
 
 TEST_F(EnvironmentTest, DuplicateModuleIdIsRefusedWholesale) {
