@@ -286,6 +286,47 @@ TopologySpec ProdTopology(const fs::path& bundle) {
   return spec;
 }
 
+void OverridePolicy(TopologySpec& spec, Policy policy) {
+  for (EnvironmentSpec& env : spec.environments) env.policy = policy;
+}
+
+// Feeds environment life-cycle events into the registry, with each
+// environment's policy.
+class Topology::RegistryFeed final : public InstanceListener {
+ public:
+  explicit RegistryFeed(Topology& topology) : topology_(topology) {}
+
+  void OnInstanceReady(const Instance& instance) override {
+    InstanceRecord record{.environment = instance.environment(),
+                          .module = instance.module_id(),
+                          .instance = instance.name(),
+                          .library = instance.library().loaded_path().string(),
+                          .policy = topology_.environment(instance.environment())->spec().policy};
+    for (const Instance* imported : instance.imports()) record.imports.push_back(imported->name());
+    const modgraph_module_descriptor& d = instance.descriptor();
+    record.provides_for.assign(d.provides_for, d.provides_for + d.provides_count);
+    topology_.registry_->AddInstance(std::move(record), {d.slots, d.slot_count});
+  }
+  void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
+                            const Instance& provider) override {
+    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name());
+  }
+  void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
+                         const Instance&) override {
+    topology_.registry_->MarkUnregistered(target.name(), slot.name);
+  }
+  void OnInstanceUnloading(const Instance& instance) override {
+    topology_.registry_->RemoveInstance(instance.name());
+  }
+
+ private:
+  Topology& topology_;
+};
+
+Topology::~Topology() {
+  environments_.clear();  // they report their unloads to the registry
+}
+
 absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                                                            LibraryLoader::Options options) {
   std::unique_ptr<Topology> topology(new Topology());
