@@ -323,9 +323,9 @@ class Topology::RegistryFeed final : public InstanceListener {
   Topology& topology_;
 };
 
-Topology::~Topology() {
-  environments_.clear();  // they report their unloads to the registry
-}
+// Members go in reverse order: the environments (which report their unloads to
+// the registry) before the registry and the loader.
+Topology::~Topology() = default;
 
 absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                                                            LibraryLoader::Options options) {

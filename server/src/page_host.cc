@@ -53,17 +53,24 @@ boost::asio::awaitable<Response> PageHost::Render(const Request& request, AsyncW
   auto page = std::find_if(pages_.begin(), pages_.end(),
                            [&](const Page& p) { return p.route == request.path; });
   if (page == pages_.end()) {
-    co_return Response{.status = 404,
-                       .content_type = "text/plain; charset=utf-8",
-                       .body = fmt::format("no page at {}\n", request.path)};
+    return [](std::string path) -> boost::asio::awaitable<Response> {
+      co_return Response{.status = 404,
+                         .content_type = "text/plain; charset=utf-8",
+                         .body = fmt::format("no page at {}\n", path)};
+    }(request.path);
   }
+  return RenderPage(*page, request, std::move(work));
+}
+
+boost::asio::awaitable<Response> PageHost::RenderPage(const Page& page, const Request& request,
+                                                      AsyncWork work) const {
   plugins::PageRequest page_request{.path = request.path,
                                     .query = request.query,
                                     .request_id = request.id,
                                     .async_work = std::move(work)};
   plugins::PageResult result;
   try {
-    result = co_await page->api->render(std::move(page_request));
+    result = co_await page.api->render(std::move(page_request));
   } catch (const StrictPolicyError& error) {
     co_return Response{.status = 500,
                        .content_type = "text/plain; charset=utf-8",
@@ -79,10 +86,10 @@ boost::asio::awaitable<Response> PageHost::Render(const Request& request, AsyncW
 Router PageHost::MakeRouter(WorkFactory make_work) const {
   Router router;
   for (const Page& page : pages_) {
-    // Routes are unique per page list; a duplicate would be a topology mistake
-    // already visible in routes().
-    (void)router.Add(page.route, [this, make_work](const Request& request) {
-      return Render(request, make_work(request));
+    // The router has found the page: render it without looking it up again.
+    // A duplicate route would be a topology mistake already visible in routes().
+    (void)router.Add(page.route, [this, &page, make_work](const Request& request) {
+      return RenderPage(page, request, make_work(request));
     });
   }
   return router;

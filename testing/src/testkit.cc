@@ -122,9 +122,8 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
   for (std::size_t i = 0; i < n; ++i) slots.push_back(std::make_unique<Slot>(io));
   asio::steady_timer all_parked(io, asio::steady_timer::time_point::max());
   std::size_t parked_or_done = 0;
-  auto arrive = [&](Slot& slot) {
+  auto arrive = [&] {
     if (++parked_or_done == n) all_parked.cancel();
-    (void)slot;
   };
 
   for (std::size_t i : report.start_order) {
@@ -145,7 +144,7 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
         co_return;
       }
       slot.parked = true;
-      arrive(slot);
+      arrive();
       co_await slot.gate.async_wait(asio::as_tuple(asio::use_awaitable));
     };
     run_request(context, [&] {
@@ -169,7 +168,7 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
             }
             Slot& done = *slots[i];
             done.done = true;
-            if (!done.parked) arrive(done);
+            if (!done.parked) arrive();
             done.finished.cancel();
           });
     });

@@ -65,6 +65,8 @@ class PageHost {
     const plugins::PageApi* api;
   };
   PageHost() = default;
+  boost::asio::awaitable<Response> RenderPage(const Page& page, const Request& request,
+                                              AsyncWork work) const;
 
   std::vector<Page> pages_;
   std::string pages_environment_;
