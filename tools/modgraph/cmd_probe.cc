@@ -30,6 +30,7 @@ int RunProbe(const ProbeOptions& options) {
   for (const absl::Status& error : loaded->errors) PrintError(error);
   Topology& topology = *loaded->topology;
   const std::vector<std::string> targets = RequestTargets(options.requests);
+  if (!CheckPageServed(topology, targets)) return kExitError;
   absl::StatusOr<testing::RunReport> run =
       testing::FireConcurrent(topology, targets, {.seed = options.requests.seed});
   if (!run.ok()) {
@@ -65,7 +66,14 @@ int RunProbe(const ProbeOptions& options) {
     fmt::print("  {} got {}\n", response.target, Excerpt(response.body));
   }
 
+  const std::size_t non_ok = PrintNonOkResponses(*run);
+
   if (!testing::Leaks(*run)) {
+    if (non_ok != 0) {
+      fmt::print("no verdict on isolation: {} of {} response(s) were not 200\n", non_ok,
+                 targets.size());
+      return kExitFindings;
+    }
     fmt::print("no leak: every response carried only its own request's data\n");
     return hits.empty() ? kExitClean : kExitFindings;
   }
@@ -94,7 +102,10 @@ void AddProbeCommand(CLI::App& app, int& exit_code) {
   AddTopologyOptions(*command, options->topology);
   AddRequestOptions(*command, options->requests);
   command->add_flag("!--no-minimise", options->minimise, "skip minimising a leaking run");
-  command->footer("Exit status: 0 no fallback hit, 1 fallback hits or leaks, 2 error.");
+  command->footer(
+      "Exit status: 0 no fallback hit, no leak and every response 200; 1 fallback hits, leaks or "
+      "responses other than 200 (e.g. 500 under --policy strict); 2 error, including a --page "
+      "the topology does not serve (the message lists the routes it serves).");
   command->callback([options, &exit_code] { exit_code = RunProbe(*options); });
 }
 
