@@ -73,6 +73,15 @@ TEST_F(UntrustedInputTest, MalformedLibrariesAreRefusedWithoutReadingOutOfBounds
   EXPECT_EQ(CountEntries(loader.copy_directory()), 0);  // nothing was copied
 }
 
+TEST_F(UntrustedInputTest, FuzzRegressionsAreRefused) {
+  LibraryLoader loader(Options());
+  for (const auto& entry : fs::directory_iterator(::modgraph::testing::kFuzzRegressions / "elf")) {
+    if (entry.path().filename().string().starts_with(".")) continue;
+    auto library = loader.Load(entry.path(), {"ssr", "regression"});
+    EXPECT_FALSE(library.ok()) << entry.path();
+  }
+}
+
 TEST_F(UntrustedInputTest, MalformedFilesAreNotElfGnuUniqueHits) {
   for (const auto& entry : fs::directory_iterator(kFixtureDir / "malformed")) {
     EXPECT_TRUE(FindGnuUniqueSymbols(entry.path()).empty()) << entry.path();
