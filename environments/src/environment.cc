@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "modgraph/context/request_context.h"
+#include "modgraph/loader/module_id.h"
 
 // The host handle a module sees during init: which environment and instance.
 struct modgraph_host {
@@ -138,17 +139,17 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
     }
     root = std::move(canonical);
   }
+  for (const std::string& id : spec.entry_modules) {
+    const std::string where = fmt::format("entries of environment '{}'", spec.name);
+    if (absl::Status valid = ValidateModuleId(id, where); !valid.ok()) return valid;
+  }
   std::unique_ptr<Environment> env(new Environment(std::move(spec), loader));
   if (env->spec_.mode == EnvironmentMode::kBundled) {
     if (env->spec_.bundle.empty()) {
       return absl::InvalidArgumentError(fmt::format(
           "environment '{}' is bundled but names no bundle; set bundle = \"...\"", env->name()));
     }
-    if (absl::Status inside = env->CheckInsideRoots(env->spec_.bundle); !inside.ok()) {
-      return inside;
-    }
-    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle =
-        loader.Load(env->spec_.bundle, {env->name(), "bundle"});
+    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle = env->LoadBundle();
     if (!bundle.ok()) return bundle.status();
     Transaction tx;
     if (absl::Status adopted = env->AdoptLibrary(*bundle, tx); !adopted.ok()) return adopted;
@@ -157,29 +158,29 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
   return env;
 }
 
-absl::Status Environment::CheckInsideRoots(const fs::path& path) const {
+absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadBundle() {
   std::error_code ec;
-  const fs::path canonical = fs::weakly_canonical(path, ec);
+  const fs::path bundle = fs::weakly_canonical(fs::absolute(spec_.bundle), ec);
   for (const fs::path& root : spec_.module_roots) {
-    if (!ec && IsUnder(canonical, root)) return absl::OkStatus();
+    if (!ec && IsUnder(bundle, root)) {
+      return loader_.Load(root, bundle.lexically_relative(root), {name(), "bundle"});
+    }
   }
   return absl::PermissionDeniedError(
       fmt::format("environment '{}': refusing '{}': it is outside the module roots ({}); move it "
                   "into a root or add its directory to module_roots",
-                  name(), path.string(), RootsText(spec_.module_roots)));
+                  name(), spec_.bundle.string(), RootsText(spec_.module_roots)));
 }
 
-absl::StatusOr<fs::path> Environment::Locate(std::string_view module_id) const {
+absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadModuleLibrary(
+    std::string_view module_id) {
+  // The loader opens `<id>.so` beneath each root in turn: nothing outside the
+  // roots is ever opened, and a valid id is a single file name.
+  const std::string file = fmt::format("{}.so", module_id);
   for (const fs::path& root : spec_.module_roots) {
-    fs::path candidate = root / fmt::format("{}.so", module_id);
-    std::error_code ec;
-    const fs::file_status status = fs::symlink_status(candidate, ec);
-    if (!fs::exists(status)) continue;
-    // Roots are canonical, so only a symlink can lead outside them.
-    if (fs::is_symlink(status)) {
-      if (absl::Status inside = CheckInsideRoots(candidate); !inside.ok()) return inside;
-    }
-    return candidate;
+    absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
+        loader_.Load(root, file, {name(), std::string(module_id)});
+    if (library.ok() || library.status().code() != absl::StatusCode::kNotFound) return library;
   }
   return absl::NotFoundError(
       fmt::format("no library for module '{}' under the module roots of environment '{}' ({})",
@@ -219,22 +220,19 @@ absl::Status Environment::Discover(std::string_view module_id, std::string_view 
                     "add it to the bundle",
                     module_id, wanted_by, spec_.bundle.string(), name()));
   }
-  absl::StatusOr<fs::path> file = Locate(module_id);
-  if (!file.ok() && file.status().code() != absl::StatusCode::kNotFound) return file.status();
-  if (!file.ok()) {
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> library = LoadModuleLibrary(module_id);
+  if (library.status().code() == absl::StatusCode::kNotFound) {
     return absl::NotFoundError(
         fmt::format("unknown module '{}'{}: {}; build it into a module root or remove the import",
-                    module_id, wanted_by, std::string(file.status().message())));
+                    module_id, wanted_by, std::string(library.status().message())));
   }
-  absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
-      loader_.Load(*file, {name(), std::string(module_id)});
   if (!library.ok()) return library.status();
   if (absl::Status adopted = AdoptLibrary(*library, tx); !adopted.ok()) return adopted;
   if (!instances_.contains(module_id)) {
     return absl::NotFoundError(
         fmt::format("environment '{}': '{}' does not export module '{}'; fix its MODGRAPH_MODULE "
                     "id or rename the file",
-                    name(), file->string(), module_id));
+                    name(), (*library)->source().string(), module_id));
   }
   return absl::OkStatus();
 }
@@ -298,6 +296,8 @@ absl::Status Environment::Instantiate(std::string_view module_id, std::vector<st
 
 absl::StatusOr<Instance*> Environment::Import(std::string_view module_id) {
   if (Instance* ready = Find(module_id)) return ready;
+  const std::string where = fmt::format("import into environment '{}'", name());
+  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
   ReleaseRetired();
   Transaction tx;
   std::vector<std::string> chain;
@@ -395,6 +395,8 @@ std::size_t Environment::ReleaseRetired() {
 }
 
 absl::Status Environment::Unload(std::string_view module_id) {
+  const std::string where = fmt::format("unload from environment '{}'", name());
+  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
   ReleaseRetired();
   if (Find(module_id) == nullptr) {
     return absl::NotFoundError(
@@ -405,6 +407,8 @@ absl::Status Environment::Unload(std::string_view module_id) {
 }
 
 absl::Status Environment::Reload(std::string_view module_id) {
+  const std::string where = fmt::format("reload in environment '{}'", name());
+  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
   ReleaseRetired();
   if (Find(module_id) == nullptr) {
     return absl::NotFoundError(fmt::format(
@@ -420,8 +424,7 @@ absl::Status Environment::Reload(std::string_view module_id) {
     TearDownAll();
     instances_.clear();
     Retire(std::move(bundle_));
-    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle =
-        loader_.Load(spec_.bundle, {name(), "bundle"});
+    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle = LoadBundle();
     if (!bundle.ok()) return bundle.status();
     Transaction tx;
     if (absl::Status adopted = AdoptLibrary(*bundle, tx); !adopted.ok()) return adopted;

@@ -169,8 +169,8 @@ class Environment {
   absl::Status Discover(std::string_view module_id, std::string_view importer, Transaction& tx);
   absl::Status AdoptLibrary(std::shared_ptr<LoadedLibrary> library, Transaction& tx);
   absl::Status RunInit(Instance& instance);
-  absl::StatusOr<std::filesystem::path> Locate(std::string_view module_id) const;
-  absl::Status CheckInsideRoots(const std::filesystem::path& path) const;
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadModuleLibrary(std::string_view module_id);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadBundle();
   void TearDown(Instance& instance);
   // Puts back the defaults of every slot `provider` registered on: its code is
   // about to be unloaded, and nothing half-loaded may stay registered.
