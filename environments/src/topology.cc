@@ -330,7 +330,8 @@ class Topology::RegistryFeed final : public InstanceListener {
   }
   void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
                             const Instance& provider) override {
-    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name());
+    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name(),
+                                        provider.library().loaded_path().string());
   }
   void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
                          const Instance&) override {

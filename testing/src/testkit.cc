@@ -229,6 +229,7 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
 
   report.fallback_hits = Sentinel::Global().fallback_hits();
   report.leaks = Sentinel::Global().leaks();
+  report.lost_contexts = Sentinel::Global().lost_contexts();
   return report;
 }
 

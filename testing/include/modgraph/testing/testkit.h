@@ -48,6 +48,8 @@ struct RunReport {
   std::vector<std::size_t> release_order;  // indexes into responses
   std::vector<FallbackHit> fallback_hits;
   std::vector<CrossRequestLeak> leaks;
+  // Providers' accessors that ran without a request scope during the run.
+  std::vector<LostContext> lost_contexts;
 
   // Index of the response with this request id, or -1.
   int IndexOf(std::uint64_t request_id) const;
