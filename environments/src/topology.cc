@@ -361,7 +361,8 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
     if (absl::Status valid = ValidateModuleId(target, where); !valid.ok()) return valid;
     for (const std::string& provider : providers) {
       if (absl::Status valid = ValidateModuleId(provider, where); !valid.ok()) return valid;
-      topology->registry_->DeclareProvider(provider, target);
+      topology->registry_->DeclareProvider(provider, target,
+                                           fmt::format("[providers] of {}", spec.origin));
     }
   }
   // The deployment id comes from the topology, else the environment variable.

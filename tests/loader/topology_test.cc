@@ -29,7 +29,9 @@ TEST(TopologyParseTest, FuzzRegressionsParseOrFail) {
     std::ifstream in(entry.path(), std::ios::binary);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const absl::StatusOr<TopologySpec> spec = ParseTopology(text, entry.path().string(), "/srv");
-    if (!spec.ok()) EXPECT_THAT(spec.status().message(), HasSubstr(entry.path().string()));
+    if (!spec.ok()) {
+      EXPECT_THAT(spec.status().message(), HasSubstr(entry.path().string()));
+    }
   }
 }
 
