@@ -174,3 +174,39 @@ TEST(RequestGenerationTest, ExpiresOnceEveryEarlierRequestHasEnded) {
 
 }  // namespace
 }  // namespace modgraph
+
+namespace modgraph {
+namespace {
+
+// A library retired later must also wait for requests older than the previous
+// retirement: they may have called the copy that was current in between.
+TEST(RequestGenerationTest, AGenerationAlsoWaitsForEveryEarlierGeneration) {
+  std::optional<RequestContext> oldest = RequestContext::create(1);
+  const std::weak_ptr<const void> first = SealRequestGeneration();
+  const std::weak_ptr<const void> second = SealRequestGeneration();  // no request of its own
+  EXPECT_FALSE(first.expired());
+  EXPECT_FALSE(second.expired());  // `oldest` started before it, too
+  oldest.reset();
+  EXPECT_TRUE(first.expired());
+  EXPECT_TRUE(second.expired());
+}
+
+TEST(RequestGenerationTest, AHoldKeepsLaterRetirementsWaitingLikeARequest) {
+  std::shared_ptr<const void> hold = HoldRequestGeneration();
+  const std::weak_ptr<const void> sealed = SealRequestGeneration();
+  EXPECT_FALSE(sealed.expired());
+  hold.reset();
+  EXPECT_TRUE(sealed.expired());
+}
+
+TEST(RequestGenerationTest, AChainOfManyEmptyGenerationsIsReleasedWithoutRecursion) {
+  std::optional<RequestContext> oldest = RequestContext::create(1);
+  std::weak_ptr<const void> last;
+  for (int i = 0; i < 200000; ++i) last = SealRequestGeneration();
+  EXPECT_FALSE(last.expired());
+  oldest.reset();  // would overflow the stack if each link released the next recursively
+  EXPECT_TRUE(last.expired());
+}
+
+}  // namespace
+}  // namespace modgraph

@@ -101,10 +101,19 @@ class RequestContext {
 std::uint64_t NextRequestId() noexcept;
 
 // Starts a new request generation and returns a watcher of the previous one: it
-// expires once every request context created before this call has been
-// destroyed. Environments retire unloaded libraries with it and close them only
-// when no request that could hold their objects (state, coroutine frames) is left.
+// expires once every request context created before this call — in that
+// generation or any earlier one — has been destroyed, and every holder of
+// HoldRequestGeneration() taken before it has let go. Environments retire
+// unloaded libraries with it and close them only when no request that could
+// hold their objects (state, coroutine frames) is left. One mutex, one
+// allocation.
 std::weak_ptr<const void> SealRequestGeneration();
+
+// A share in the current request generation, as a request context holds one:
+// a library retired after this call stays mapped while the result is alive.
+// For work that reaches module code without a request scope (a server running
+// with the request context off, a tool's own thread).
+std::shared_ptr<const void> HoldRequestGeneration();
 
 // Runs `fn` inside the unified request scope of `req` and returns its result.
 template <class F>
