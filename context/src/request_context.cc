@@ -17,9 +17,11 @@ RequestState::~RequestState() {
 
 std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
                                   const char* type_name) {
-  if (name.empty()) throw std::logic_error("modgraph: a state kind needs a non-empty name");
   static auto* registry = new NamedRegistry("state kind", kMaxStateKinds);
-  return registry->register_name(name, size, align, type_name);
+  // The caller is StateKind's constructor, compiled into the declaring module.
+  return registry->register_name(name, size, align, type_name,
+                                 __builtin_extract_return_addr(__builtin_return_address(0)),
+                                 /*anonymous_allowed=*/false);
 }
 
 }  // namespace context_internal

@@ -42,7 +42,8 @@ namespace modgraph {
 
 namespace context_internal {
 
-// The unified scope has room for this many state kinds; registering more throws.
+// The unified scope has room for this many state kinds (index 0 is reserved for
+// refused registrations, registrations.h); registering more is refused.
 inline constexpr std::uint32_t kMaxStateKinds = 64;
 
 struct StateHolder {
@@ -68,8 +69,11 @@ struct RequestState {
   std::atomic<StateHolder*> states[kMaxStateKinds]{};
 };
 
-// Same index for the same name in every module copy; throws std::logic_error on
-// a size/alignment/type mismatch or when kMaxStateKinds is exceeded.
+// Same index for the same name in every module copy. A size/alignment/type
+// mismatch with a copy still mapped, an empty name, or running out of indices
+// throws std::logic_error — or, inside a RegistrationScope (a library being
+// loaded by an environment), is refused and reported as a load error
+// (registrations.h): nothing is thrown out of a static initialiser.
 std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
                                   const char* type_name);
 
