@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <system_error>
+#include <tuple>
 
 #include "modgraph/context/registrations.h"
 #include "modgraph/context/request_context.h"
@@ -122,6 +124,37 @@ std::vector<int> ThreadIds() {
 bool ThreadAlive(int tid) {
   std::error_code ec;
   return fs::exists(fs::path("/proc/self/task") / std::to_string(tid), ec);
+}
+
+// Library files whose static initialisers ran without ending a process (here or
+// in a preflight), by identity: they need no preflight again. Process-wide:
+// every environment loading the same file benefits.
+class InitialisedFiles {
+ public:
+  using Identity = std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::int64_t>;
+  static std::optional<Identity> Of(const fs::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return std::nullopt;
+    return Identity{st.st_dev, st.st_ino, st.st_size,
+                    std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
+  }
+  bool Contains(const Identity& identity) {
+    std::lock_guard lock(mu_);
+    return files_.contains(identity);
+  }
+  void Add(const Identity& identity) {
+    std::lock_guard lock(mu_);
+    files_.insert(identity);
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<Identity> files_;
+};
+
+InitialisedFiles& TheInitialisedFiles() {
+  static auto* files = new InitialisedFiles();
+  return *files;
 }
 
 // The SDK's own short messages for a refused call; the host's reason is better.
@@ -325,14 +358,9 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs
                                                                         std::string_view label,
                                                                         bool preflight) {
   const std::string who = fmt::format("{}#{} ('{}')", name(), label, file.string());
-  struct stat st {};
-  const bool identified = ::stat(file.c_str(), &st) == 0;
-  const auto identity = std::make_tuple(
-      static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-      static_cast<std::int64_t>(st.st_size),
-      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec);
+  const std::optional<InitialisedFiles::Identity> identity = InitialisedFiles::Of(file);
   // A file whose initialisers already ran here, or in a preflight, needs none.
-  if (preflight && identified && !preflighted_.contains(identity)) {
+  if (preflight && identity.has_value() && !TheInitialisedFiles().Contains(*identity)) {
     if (absl::Status checked = PreflightLibrary(file); !checked.ok()) {
       return absl::Status(checked.code(),
                           fmt::format("cannot load {}: {}", who, std::string(checked.message())));
@@ -348,7 +376,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs
         fmt::format("cannot load {}: {}; the library was closed again, nothing of it is used", who,
                     fmt::join(scope.errors(), "; ")));
   }
-  if (identified) preflighted_.insert(identity);
+  if (identity.has_value()) TheInitialisedFiles().Add(*identity);
   return library;
 }
 

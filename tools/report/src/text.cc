@@ -117,6 +117,11 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                        Plural(slots, "slot"), state);
   }
   for (const Finding& finding : report.findings) AppendFinding(out, report, finding, paint);
+  for (const RetiredReport& retired : report.retired) {
+    out += fmt::format("{} {} (was {}) is still mapped: {}\n", paint.Yellow("retired copy"),
+                       retired.library.copy, fmt::join(retired.library.instances, ", "),
+                       retired.library.reason);
+  }
   out += SummaryLine(report, paint);
   return out;
 }

@@ -26,7 +26,6 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -277,8 +276,6 @@ class Environment {
   mutable std::shared_mutex published_mu_;
   std::map<std::string, Instance*, std::less<>> published_;
   std::vector<Instance*> init_order_;
-  // Files preflighted successfully, by identity (device, inode, size, mtime).
-  std::set<std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::int64_t>> preflighted_;
 };
 
 }  // namespace modgraph
