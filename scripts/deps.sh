@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev            # Boost.DLL, Asio, Beast (headers)
   libabsl-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libelf-dev                  # elfutils' libelf: inspecting module files before loading them
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
   wrk                         # bench/server: requests/s over loopback

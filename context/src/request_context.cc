@@ -8,8 +8,12 @@
 
 namespace modgraph {
 namespace context_internal {
+namespace {
+std::atomic<std::size_t> g_requests_in_flight{0};
+}  // namespace
 
 RequestState::~RequestState() {
+  g_requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
   for (std::uint32_t i = kMaxStateKinds; i-- > 0;) {
     delete states[i].load(std::memory_order_acquire);
   }
@@ -74,9 +78,14 @@ RequestContext RequestContext::create(std::uint64_t id) {
     throw std::invalid_argument("modgraph: request id 0 is reserved for 'no request scope'");
   }
   auto* state = new context_internal::RequestState(id);
+  context_internal::g_requests_in_flight.fetch_add(1, std::memory_order_relaxed);
   state->generation = HoldRequestGeneration();
   return RequestContext(
       Context(context_internal::make_request_root(context_internal::tls_current, state, id)));
+}
+
+std::size_t RequestsInFlight() noexcept {
+  return context_internal::g_requests_in_flight.load(std::memory_order_relaxed);
 }
 
 std::uint64_t NextRequestId() noexcept {

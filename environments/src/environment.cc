@@ -16,6 +16,7 @@
 
 #include "modgraph/context/registrations.h"
 #include "modgraph/context/request_context.h"
+#include "modgraph/loader/module_id.h"
 #include "modgraph/loader/preflight.h"
 
 // The host handle a module sees during init: which environment, instance and
@@ -304,18 +305,19 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
     }
     root = std::move(canonical);
   }
+  for (const std::string& id : spec.entry_modules) {
+    const std::string where = fmt::format("entries of environment '{}'", spec.name);
+    if (absl::Status valid = ValidateModuleId(id, where); !valid.ok()) return valid;
+  }
   std::unique_ptr<Environment> env(new Environment(std::move(spec), loader));
   if (env->spec_.mode == EnvironmentMode::kBundled) {
     if (env->spec_.bundle.empty()) {
       return absl::InvalidArgumentError(fmt::format(
           "environment '{}' is bundled but names no bundle; set bundle = \"...\"", env->name()));
     }
-    if (absl::Status inside = env->CheckInsideRoots(env->spec_.bundle); !inside.ok()) {
-      return inside;
-    }
     std::lock_guard lock(env->mu_);
     absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle =
-        env->LoadLibrary(env->spec_.bundle, "bundle", env->spec_.preflight == Preflight::kAlways);
+        env->LoadBundle(env->spec_.preflight == Preflight::kAlways);
     if (!bundle.ok()) return bundle.status();
     Transaction tx;
     if (absl::Status adopted = env->AdoptLibrary(*bundle, tx); !adopted.ok()) return adopted;
@@ -325,51 +327,70 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
   return env;
 }
 
-absl::Status Environment::CheckInsideRoots(const fs::path& path) const {
+absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadBundle(bool preflight) {
   std::error_code ec;
-  const fs::path canonical = fs::weakly_canonical(path, ec);
+  const fs::path bundle = fs::weakly_canonical(fs::absolute(spec_.bundle), ec);
   for (const fs::path& root : spec_.module_roots) {
-    if (!ec && IsUnder(canonical, root)) return absl::OkStatus();
+    if (!ec && IsUnder(bundle, root)) {
+      return LoadLibrary(root, bundle.lexically_relative(root), "bundle", preflight);
+    }
   }
   return absl::PermissionDeniedError(
       fmt::format("environment '{}': refusing '{}': it is outside the module roots ({}); move it "
                   "into a root or add its directory to module_roots",
-                  name(), path.string(), RootsText(spec_.module_roots)));
+                  name(), spec_.bundle.string(), RootsText(spec_.module_roots)));
 }
 
-absl::StatusOr<fs::path> Environment::Locate(std::string_view module_id) const {
+absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadModuleLibrary(
+    std::string_view module_id, bool preflight) {
+  // The loader opens `<id>.so` beneath each root in turn: nothing outside the
+  // roots is ever opened, and a valid id is a single file name.
+  const std::string file = fmt::format("{}.so", module_id);
   for (const fs::path& root : spec_.module_roots) {
-    fs::path candidate = root / fmt::format("{}.so", module_id);
-    std::error_code ec;
-    const fs::file_status status = fs::symlink_status(candidate, ec);
-    if (!fs::exists(status)) continue;
-    // Roots are canonical, so only a symlink can lead outside them.
-    if (fs::is_symlink(status)) {
-      if (absl::Status inside = CheckInsideRoots(candidate); !inside.ok()) return inside;
-    }
-    return candidate;
+    absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
+        LoadLibrary(root, file, module_id, preflight);
+    if (library.ok() || library.status().code() != absl::StatusCode::kNotFound) return library;
   }
   return absl::NotFoundError(
       fmt::format("no library for module '{}' under the module roots of environment '{}' ({})",
                   module_id, name(), RootsText(spec_.module_roots)));
 }
 
-absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs::path& file,
+absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadAgain(const LoadedLibrary& library,
+                                                                      std::string_view label,
+                                                                      bool preflight) {
+  // The same file again, beneath the same root.
+  for (const fs::path& root : spec_.module_roots) {
+    if (IsUnder(library.source(), root)) {
+      return LoadLibrary(root, library.source().lexically_relative(root), label, preflight);
+    }
+  }
+  return absl::NotFoundError(
+      fmt::format("environment '{}': '{}' is no longer under a module root ({})", name(),
+                  library.source().string(), RootsText(spec_.module_roots)));
+}
+
+absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs::path& root,
+                                                                        const fs::path& relative,
                                                                         std::string_view label,
                                                                         bool preflight) {
+  const fs::path file = root / relative;
   const std::string who = fmt::format("{}#{} ('{}')", name(), label, file.string());
   const std::optional<InitialisedFiles::Identity> identity = InitialisedFiles::Of(file);
+  LoadRequest request{.environment = name(), .label = std::string(label), .before_dlopen = {}};
   // A file whose initialisers already ran here, or in a preflight, needs none.
-  if (preflight && identity.has_value() && !TheInitialisedFiles().Contains(*identity)) {
-    if (absl::Status checked = PreflightLibrary(file); !checked.ok()) {
+  // The helper loads the checked private copy: exactly the bytes that load here.
+  if (preflight && !(identity.has_value() && TheInitialisedFiles().Contains(*identity))) {
+    request.before_dlopen = [&who](const fs::path& copy) -> absl::Status {
+      absl::Status checked = PreflightLibrary(copy, {.label = who});
+      if (checked.ok()) return checked;
       return absl::Status(checked.code(),
                           fmt::format("cannot load {}: {}", who, std::string(checked.message())));
-    }
+    };
   }
   // Static initialisers run inside Load: what modgraph registers there must not throw.
   RegistrationScope scope(who);
-  absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
-      loader_.Load(file, {name(), std::string(label)});
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> library = loader_.Load(root, relative, request);
   if (!library.ok()) return library.status();
   if (!scope.errors().empty()) {
     return absl::FailedPreconditionError(
@@ -447,22 +468,21 @@ absl::Status Environment::Discover(std::string_view module_id, std::string_view 
                     "add it to the bundle",
                     module_id, wanted_by, spec_.bundle.string(), name()));
   }
-  absl::StatusOr<fs::path> file = Locate(module_id);
-  if (!file.ok() && file.status().code() != absl::StatusCode::kNotFound) return file.status();
-  if (!file.ok()) {
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
+      LoadModuleLibrary(module_id, tx.preflight);
+  if (library.status().code() == absl::StatusCode::kNotFound) {
     return absl::NotFoundError(
         fmt::format("unknown module '{}'{}: {}; build it into a module root or remove the import",
-                    module_id, wanted_by, std::string(file.status().message())));
+                    module_id, wanted_by, std::string(library.status().message())));
   }
-  absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
-      LoadLibrary(*file, module_id, tx.preflight);
   if (!library.ok()) return library.status();
+  const std::string source = (*library)->source().string();
   if (absl::Status adopted = AdoptLibrary(*library, tx); !adopted.ok()) return adopted;
   if (!tx.staged.contains(module_id)) {
     return absl::NotFoundError(
         fmt::format("environment '{}': '{}' does not export module '{}'; fix its MODGRAPH_MODULE "
                     "id or rename the file",
-                    name(), file->string(), module_id));
+                    name(), source, module_id));
   }
   return absl::OkStatus();
 }
@@ -671,6 +691,8 @@ void Environment::Rollback(Transaction& tx) {
 }
 
 absl::StatusOr<Instance*> Environment::Import(std::string_view module_id) {
+  const std::string where = fmt::format("import into environment '{}'", name());
+  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
   std::lock_guard lock(mu_);
   ReleaseRetiredLocked();
   if (Instance* ready = FindLocked(module_id)) return ready;
@@ -790,6 +812,8 @@ void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
 }
 
 absl::Status Environment::Unload(std::string_view module_id) {
+  const std::string where = fmt::format("unload from environment '{}'", name());
+  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
   std::lock_guard lock(mu_);
   ReleaseRetiredLocked();
   if (FindLocked(module_id) == nullptr) {
@@ -815,6 +839,8 @@ absl::Status Environment::Unload(std::string_view module_id) {
 }
 
 absl::Status Environment::Reload(std::string_view module_id) {
+  const std::string where = fmt::format("reload in environment '{}'", name());
+  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
   std::lock_guard lock(mu_);
   ReleaseRetiredLocked();
   const Instance* current = FindLocked(module_id);
@@ -834,8 +860,7 @@ absl::Status Environment::Reload(std::string_view module_id) {
       if (instance->state_ != Instance::State::kReady) retiring.push_back(instance.get());
     }
     for (const Instance* instance : retiring) tx.replacing.insert(instance->module_id());
-    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle =
-        LoadLibrary(spec_.bundle, "bundle", tx.preflight);
+    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle = LoadBundle(tx.preflight);
     status = bundle.status();
     if (status.ok()) status = AdoptLibrary(*bundle, tx);
     if (status.ok()) tx.bundle = *std::move(bundle);
@@ -848,7 +873,7 @@ absl::Status Environment::Reload(std::string_view module_id) {
     for (const Instance* instance : retiring) {
       if (!status.ok() || !reloaded.insert(&instance->library()).second) continue;
       absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
-          LoadLibrary(instance->library().source(), instance->module_id(), tx.preflight);
+          LoadAgain(instance->library(), instance->module_id(), tx.preflight);
       status = library.status();
       if (status.ok()) status = AdoptLibrary(*library, tx);
     }

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "modgraph/loader/module_id.h"
+
 namespace modgraph {
 namespace fs = std::filesystem;
 namespace {
@@ -66,6 +68,22 @@ absl::StatusOr<std::vector<std::string>> StringList(const toml::table& table, st
     out.emplace_back(*item.value<std::string_view>());
   }
   return out;
+}
+
+// A list of module ids: each checked against the id grammar, and the error
+// points at the offending item.
+absl::StatusOr<std::vector<std::string>> ModuleIdList(const toml::table& table,
+                                                      std::string_view key, std::string_view origin,
+                                                      std::string_view what) {
+  absl::StatusOr<std::vector<std::string>> ids = StringList(table, key, origin, what);
+  if (!ids.ok()) return ids;
+  const toml::array* items = table.get(key) != nullptr ? table.get(key)->as_array() : nullptr;
+  for (std::size_t i = 0; i < ids->size(); ++i) {
+    const std::string where =
+        fmt::format("{}, '{}' in {}", Where(*items->get(i), origin), key, what);
+    if (absl::Status valid = ValidateModuleId((*ids)[i], where); !valid.ok()) return valid;
+  }
+  return ids;
 }
 
 absl::StatusOr<std::optional<Policy>> PolicyOf(const toml::table& table, std::string_view origin,
@@ -144,8 +162,10 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
                       Where(*providers, origin)));
     }
     for (const auto& [target, node] : *table) {
+      const std::string where = fmt::format("{}, a key of [providers]", Where(node, origin));
+      if (absl::Status valid = ValidateModuleId(target.str(), where); !valid.ok()) return valid;
       absl::StatusOr<std::vector<std::string>> list =
-          StringList(*table, target.str(), origin, "[providers]");
+          ModuleIdList(*table, target.str(), origin, "[providers]");
       if (!list.ok()) return list.status();
       spec.providers[std::string(target.str())] = *std::move(list);
     }
@@ -167,7 +187,7 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       *field = *value;
     }
     absl::StatusOr<std::vector<std::string>> pages =
-        StringList(*table, "pages", origin, "[server]");
+        ModuleIdList(*table, "pages", origin, "[server]");
     if (!pages.ok()) return pages.status();
     spec.server.pages = *std::move(pages);
   }
@@ -240,7 +260,8 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
           fmt::format("{}: {} is isolated but names a bundle; set mode = \"bundled\"",
                       Where(*table, origin), what));
     }
-    absl::StatusOr<std::vector<std::string>> entries = StringList(*table, "entries", origin, what);
+    absl::StatusOr<std::vector<std::string>> entries =
+        ModuleIdList(*table, "entries", origin, what);
     if (!entries.ok()) return entries.status();
     env.entry_modules = *std::move(entries);
     absl::StatusOr<std::optional<Policy>> env_policy = PolicyOf(*table, origin, what);
@@ -342,7 +363,8 @@ class Topology::RegistryFeed final : public InstanceListener, public ProviderCat
   }
   void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
                             const Instance& provider) override {
-    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name());
+    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name(),
+                                        provider.library().loaded_path().string());
   }
   void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
                          const Instance&) override {
@@ -367,7 +389,11 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
   topology->registry_ = std::make_unique<Registry>();
   topology->feed_ = std::make_unique<RegistryFeed>(*topology);
   for (const auto& [target, providers] : spec.providers) {
+    const std::string where =
+        fmt::format("[providers] of topology '{}' ({})", spec.name, spec.origin);
+    if (absl::Status valid = ValidateModuleId(target, where); !valid.ok()) return valid;
     for (const std::string& provider : providers) {
+      if (absl::Status valid = ValidateModuleId(provider, where); !valid.ok()) return valid;
       topology->registry_->DeclareProvider(provider, target);
     }
   }

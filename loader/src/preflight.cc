@@ -86,7 +86,13 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
   ::posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
   ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::string helper_arg = helper.string();
+  // The helper's /proc/self is its own: name this process's descriptor instead.
   std::string library_arg = library.string();
+  if (library_arg.starts_with("/proc/self/")) {
+    library_arg = fmt::format("/proc/{}/{}", ::getpid(), library_arg.substr(11));
+  }
+  const std::string label =
+      options.label.empty() ? fmt::format("'{}'", library.string()) : options.label;
   char* argv[] = {helper_arg.data(), library_arg.data(), nullptr};
   pid_t pid = -1;
   const int spawned = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv, environ);
@@ -94,8 +100,8 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
   ::close(out[1]);
   if (spawned != 0) {
     ::close(out[0]);
-    return absl::ErrnoToStatus(spawned, fmt::format("preflight: cannot start '{}' for '{}'",
-                                                    helper.string(), library.string()));
+    return absl::ErrnoToStatus(
+        spawned, fmt::format("preflight: cannot start '{}' for {}", helper.string(), label));
   }
   std::string output;
   bool timed_out = false;
@@ -124,9 +130,9 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
   }
   if (timed_out) {
     return absl::FailedPreconditionError(fmt::format(
-        "static initialisation of '{}' did not finish within {} ms in a preflight process; the "
+        "static initialisation of {} did not finish within {} ms in a preflight process; the "
         "library was not loaded into this process: fix the initialiser that blocks",
-        library.string(), options.timeout.count()));
+        label, options.timeout.count()));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   const std::string how =
@@ -134,10 +140,10 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
           ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))
           : fmt::format("exit status {}", WEXITSTATUS(status));
   return absl::FailedPreconditionError(fmt::format(
-      "static initialisation of '{}' failed in a preflight process ({}): {}; the library was not "
+      "static initialisation of {} failed in a preflight process ({}): {}; the library was not "
       "loaded into this process — fix its namespace-scope initialisers (an exception thrown "
       "from one cannot be caught: it would end the host)",
-      library.string(), how, output.empty() ? "no output" : Tail(output)));
+      label, how, output.empty() ? "no output" : Tail(output)));
 }
 
 }  // namespace modgraph

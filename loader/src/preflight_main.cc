@@ -11,6 +11,8 @@
 #include <exception>
 #include <typeinfo>
 
+#include "modgraph/context/request_context.h"
+
 namespace {
 
 [[noreturn]] void OnTerminate() {
@@ -41,6 +43,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: modgraph-preflight <module library>\n");
     return 2;
   }
+  // Load the core as every host does (linked, its context anchor in the static
+  // TLS block): a module finds it already loaded, wherever its copy lives. This
+  // use keeps the linker from dropping the dependency (--as-needed).
+  if (modgraph::in_request_scope()) return 4;
   std::set_terminate(&OnTerminate);
   if (::dlopen(argv[1], RTLD_NOW | RTLD_LOCAL) == nullptr) {
     std::fprintf(stderr, "dlopen failed: %s\n", ::dlerror());

@@ -11,6 +11,7 @@ Registry::Registry(Sentinel& sentinel) : sentinel_(sentinel) {}
 Registry::~Registry() {
   for (const auto& [name, entry] : entries_) {
     for (void* const* key : entry.slot_keys) sentinel_.Unwatch(key);
+    sentinel_.UnwatchInstance(entry.record.library, name);
   }
 }
 
@@ -31,6 +32,10 @@ void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_
                                        .policy = record.policy,
                                        .fixing_providers = ProvidersFor(record.module)});
   }
+  sentinel_.WatchInstance(record.library, {.environment = record.environment,
+                                           .module = record.module,
+                                           .instance = record.instance,
+                                           .policy = record.policy});
   std::vector<std::string> targets = record.provides_for;
   const std::string provider = record.module;
   entry.record = std::move(record);
@@ -39,14 +44,24 @@ void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_
 }
 
 void Registry::MarkRegistered(std::string_view instance, std::string_view slot,
-                              std::string_view provider) {
+                              std::string_view provider, std::string_view provider_library) {
   auto it = entries_.find(instance);
   if (it == entries_.end()) return;
+  const InstanceRecord& target = it->second.record;
   for (SlotRecord& record : it->second.record.slots) {
     if (record.slot != slot) continue;
     record.registered = true;
     record.provider = std::string(provider);
     record.registered_at = std::chrono::system_clock::now();
+    sentinel_.UnwatchRegistration(target.library, instance, slot);
+    sentinel_.WatchRegistration(std::string(provider_library), std::string(provider),
+                                target.library,
+                                {.environment = target.environment,
+                                 .module = target.module,
+                                 .instance = target.instance,
+                                 .slot = record.slot,
+                                 .policy = target.policy,
+                                 .fixing_providers = ProvidersFor(target.module)});
   }
 }
 
@@ -57,12 +72,14 @@ void Registry::MarkUnregistered(std::string_view instance, std::string_view slot
     if (record.slot != slot) continue;
     record = SlotRecord{.slot = record.slot, .signature = record.signature};
   }
+  sentinel_.UnwatchRegistration(it->second.record.library, instance, slot);
 }
 
 void Registry::RemoveInstance(std::string_view instance) {
   auto it = entries_.find(instance);
   if (it == entries_.end()) return;
   for (void* const* key : it->second.slot_keys) sentinel_.Unwatch(key);
+  sentinel_.UnwatchInstance(it->second.record.library, instance);
   entries_.erase(it);
 }
 

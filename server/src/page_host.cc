@@ -80,12 +80,20 @@ boost::asio::awaitable<Response> PageHost::RenderPage(const Page& page, const Re
                                     .request_id = request.id,
                                     .async_work = std::move(work)};
   plugins::PageResult result;
+  // A lost context under strict is recorded, not thrown (the thread that lost
+  // it may not carry exceptions): every request in flight then fails.
+  const std::uint64_t lost_mark = Sentinel::Global().lost_context_mark();
   try {
     result = co_await api->render(std::move(page_request));
   } catch (const StrictPolicyError& error) {
     co_return Response{.status = 500,
                        .content_type = "text/plain; charset=utf-8",
                        .body = fmt::format("{}\n", error.what())};
+  }
+  if (std::optional<LostContext> lost = Sentinel::Global().StrictLostContextSince(lost_mark)) {
+    co_return Response{.status = 500,
+                       .content_type = "text/plain; charset=utf-8",
+                       .body = fmt::format("{}\n", LostContextMessage(*lost))};
   }
   const Instance* entry = entry_env_ != nullptr ? entry_env_->Find("server-entry") : nullptr;
   std::string body = entry != nullptr

@@ -241,7 +241,7 @@ TEST_F(EnvironmentTest, RefusesALibraryOutsideTheModuleRoots) {
   auto result = ssr->Import("head");
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(result.status().message(), HasSubstr("outside the module roots"));
+  EXPECT_THAT(result.status().message(), HasSubstr("outside the module root"));
 
   auto bundled = Environment::Create({.name = "prod",
                                       .mode = EnvironmentMode::kBundled,

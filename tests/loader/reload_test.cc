@@ -345,7 +345,8 @@ TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorWithPreflight) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_THAT(loaded.status().message(),
               AllOf(HasSubstr("cannot load ssr#static-throw"),
-                    HasSubstr("static initialisation of '" + (root() / "static-throw.so").string()),
+                    HasSubstr("static initialisation of ssr#static-throw ('" +
+                              (root() / "static-throw.so").string() + "') failed"),
                     HasSubstr("uncaught std::runtime_error"),
                     HasSubstr("registration failed during static init")));
   EXPECT_NE(ssr->Find("head"), nullptr);

@@ -172,6 +172,68 @@ TEST_F(CliTest, ProbeReproducesTheLeakUnderWarnOnlyAndMinimisesIt) {
   }
 }
 
+TEST_F(CliTest, ProbeAndParityRefuseAPageTheTopologyDoesNotServe) {
+  for (const char* command : {"probe --page /nope", "parity --page /nope"}) {
+    const ToolRun run = Modgraph(command);
+    EXPECT_EQ(run.exit_code, 2) << command << run.out;
+    EXPECT_NE(run.err.find("serves no page at /nope"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("/concurrent-head, /concurrent-router"), std::string::npos) << run.err;
+    EXPECT_EQ(run.out.find("no leak"), std::string::npos) << run.out;
+  }
+  // A topology whose pages do not include the default page.
+  const fs::path toml = dir_ / "store-only.toml";
+  std::ofstream(toml) << "name = \"store-only\"\n[server]\npages_environment = \"ssr\"\n"
+                      << "pages = [\"request-store-page\"]\n[[environments]]\nname = \"ssr\"\n"
+                      << "module_roots = [\"" << MODGRAPH_TEST_MODULE_DIR << "\"]\n"
+                      << "entries = [\"request-store-page\"]\n";
+  const ToolRun run = Modgraph("probe -t '" + toml.string() + "'");
+  EXPECT_EQ(run.exit_code, 2) << run.out;
+  EXPECT_NE(run.err.find("serves no page at /concurrent-head: environment 'ssr' serves "
+                         "/request-store"),
+            std::string::npos)
+      << run.err;
+}
+
+TEST_F(CliTest, ProbeCountsResponsesThatAreNot200AndGivesNoAllClear) {
+  const ToolRun strict = Modgraph("probe --policy strict --requests 4");
+  EXPECT_EQ(strict.exit_code, 1) << strict.out << strict.err;
+  EXPECT_NE(strict.out.find("responses not 200: 4 of 4 (500: 4)"), std::string::npos) << strict.out;
+  EXPECT_NE(strict.out.find("got 500 strict policy"), std::string::npos) << strict.out;
+  EXPECT_EQ(strict.out.find("no leak:"), std::string::npos) << strict.out;
+  const ToolRun parity = Modgraph("parity --policy strict --requests 4");
+  EXPECT_EQ(parity.exit_code, 1) << parity.out << parity.err;
+  EXPECT_NE(parity.out.find("dev responses not 200: 4 of 4 (500: 4)"), std::string::npos)
+      << parity.out;
+}
+
+TEST_F(CliTest, ProbeReportsAccessorsThatLostTheirRequestContext) {
+  const fs::path toml = dir_ / "lost.toml";
+  std::ofstream(toml) << "name = \"lost\"\n[server]\npages_environment = \"ssr\"\n"
+                      << "pages = [\"lost-ctx-page\"]\n[[environments]]\nname = \"ssr\"\n"
+                      << "module_roots = [\"" << MODGRAPH_TESTKIT_FIXTURE_DIR << "\", \""
+                      << MODGRAPH_TEST_MODULE_DIR << "\"]\n"
+                      << "entries = [\"lost-ctx-page\", \"head-state\"]\n";
+  const std::string probe = "probe -t '" + toml.string() + "' -n 15 --page /lost-ctx";
+  for (const char* policy : {"warn", "auto"}) {
+    const ToolRun run = Modgraph(probe + " -p " + policy);
+    EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+    EXPECT_NE(run.out.find("lost request contexts: 30\n  ssr#head slot get_ssr_head_children "
+                           "through ssr#head-state: 30 call(s) with no request scope"),
+              std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("modgraph::spawn_thread(fn)"), std::string::npos) << run.out;
+  }
+  const ToolRun strict = Modgraph(probe + " -p strict");
+  EXPECT_EQ(strict.exit_code, 1) << strict.out << strict.err;
+  EXPECT_NE(strict.out.find("responses not 200: 15 of 15 (500: 15)"), std::string::npos)
+      << strict.out;
+  // The control carries the context with modgraph::spawn_thread.
+  const ToolRun bound = Modgraph(probe + "?bound=1 -p strict");
+  EXPECT_EQ(bound.exit_code, 0) << bound.out << bound.err;
+  EXPECT_NE(bound.out.find("lost request contexts: 0"), std::string::npos) << bound.out;
+  EXPECT_NE(bound.out.find("no leak"), std::string::npos) << bound.out;
+}
+
 TEST_F(CliTest, ParityListsDevWarnDivergencesAndNoneUnderAuto) {
   const ToolRun warn = Modgraph("parity --policy warn --requests 6");
   EXPECT_EQ(warn.exit_code, 1) << warn.err;

@@ -95,8 +95,16 @@ int RunServe(const ServeOptions& options) {
   watcher.reset();  // no reload after this point
   const Sentinel& sentinel = Sentinel::Global();
   fmt::print(
-      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s)\n",
-      (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count());
+      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s), {} "
+      "lost request context(s)\n",
+      (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count(),
+      sentinel.lost_context_count());
+  constexpr std::size_t kShown = 5;
+  const std::vector<LostContext> lost = sentinel.lost_contexts();
+  for (std::size_t i = 0; i < lost.size() && i < kShown; ++i) {
+    fmt::print("  lost context: {}\n", LostContextMessage(lost[i]));
+  }
+  if (lost.size() > kShown) fmt::print("  … {} more\n", lost.size() - kShown);
   if (!served.ok()) {
     PrintError(served);
     return kExitError;

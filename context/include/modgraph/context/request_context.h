@@ -104,6 +104,13 @@ class RequestContext {
 // sentinel reports are unique across them.
 std::uint64_t NextRequestId() noexcept;
 
+// How many request contexts are alive: created by RequestContext::create() and
+// not yet destroyed (a request's context lives while any context derived from
+// it does, e.g. a snapshot held by pending work). One relaxed atomic load. The
+// registry's sentinel reads it to tell start-up code (no request in flight) from
+// work that lost its request's context.
+std::size_t RequestsInFlight() noexcept;
+
 // Starts a new request generation and returns a watcher of the previous one: it
 // expires once every request context created before this call — in that
 // generation or any earlier one — has been destroyed, and every holder of

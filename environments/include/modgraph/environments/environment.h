@@ -236,14 +236,20 @@ class Environment {
   absl::Status Instantiate(std::string_view module_id, std::vector<std::string>& chain,
                            std::string_view importer, Transaction& tx);
   absl::Status Discover(std::string_view module_id, std::string_view importer, Transaction& tx);
-  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadLibrary(const std::filesystem::path& file,
+  // Loads `relative` beneath `root` (preflighted first if asked and the file
+  // changed), refusing what its static initialisers failed to register.
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadLibrary(const std::filesystem::path& root,
+                                                             const std::filesystem::path& relative,
                                                              std::string_view label,
                                                              bool preflight);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadModuleLibrary(std::string_view module_id,
+                                                                   bool preflight);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadBundle(bool preflight);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadAgain(const LoadedLibrary& library,
+                                                           std::string_view label, bool preflight);
   absl::Status AdoptLibrary(std::shared_ptr<LoadedLibrary> library, Transaction& tx);
   absl::Status RunInit(Instance& instance, Transaction& tx);
   absl::Status ApplyAuto(Transaction& tx);
-  absl::StatusOr<std::filesystem::path> Locate(std::string_view module_id) const;
-  absl::Status CheckInsideRoots(const std::filesystem::path& path) const;
   // The live registration on `slot` of `target` other than by a replaced
   // instance, including those made earlier in `tx`; null if none.
   const Instance* RegisteredBy(const Instance& target, const modgraph_slot_decl& slot,

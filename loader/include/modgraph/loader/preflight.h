@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -39,10 +40,13 @@ struct PreflightOptions {
   std::filesystem::path helper;
   // A library whose initialisers have not finished by then fails (they hang).
   std::chrono::milliseconds timeout{20'000};
+  // How messages name the library; empty: its path.
+  std::string label;
 };
 
-// OK when the library loads in the helper. Otherwise FailedPrecondition naming
-// the file and the cause (the uncaught exception's type and message, the
+// OK when the library loads in the helper. A "/proc/self/fd/N" path (a memfd
+// copy, or a checked descriptor) is handed to the helper as this process's fd. Otherwise
+// FailedPrecondition naming the file and the cause (the uncaught exception's type and message, the
 // signal, or dlopen's error); NotFound when the helper cannot be found (the
 // message says how to point at it).
 absl::Status PreflightLibrary(const std::filesystem::path& library,

@@ -72,8 +72,10 @@ class Registry {
   // An instance became ready. `slots` are its descriptor's slots; their state
   // (default or not) is read from the slots themselves.
   void AddInstance(InstanceRecord record, std::span<const modgraph_slot_decl> slots);
-  // `provider` registered an accessor on `slot` of `instance`.
-  void MarkRegistered(std::string_view instance, std::string_view slot, std::string_view provider);
+  // `provider` (loaded from the copy `provider_library`) registered an accessor
+  // on `slot` of `instance`.
+  void MarkRegistered(std::string_view instance, std::string_view slot, std::string_view provider,
+                      std::string_view provider_library = {});
   // The provider that registered `slot` of `instance` went away: the slot is back
   // on its module-level default.
   void MarkUnregistered(std::string_view instance, std::string_view slot);

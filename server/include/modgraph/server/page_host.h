@@ -23,7 +23,9 @@
 //
 // Under the strict policy a page that reaches an unregistered slot gets a 500
 // whose body is the policy's error (naming environment, module, slot and the
-// provider that would fix it); the server keeps serving.
+// provider that would fix it); the server keeps serving. So does every request
+// in flight while a provider's accessor ran without a request scope (a lost
+// context, sentinel.h): the body names the slot and how to carry the context.
 #pragma once
 
 #include <functional>
