@@ -593,6 +593,9 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
       break;
   }
 
+  if (request.before_dlopen) {
+    if (absl::Status ready = request.before_dlopen(loaded->loaded_path_); !ready.ok()) return ready;
+  }
   namespace dll = boost::dll;
   dll::fs::error_code dl_error;
   auto library = std::make_unique<dll::shared_library>(

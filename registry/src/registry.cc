@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace modgraph {
 
@@ -21,9 +22,11 @@ void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_
   RemoveInstance(record.instance);  // a reload replaces the old record
   Entry entry;
   for (const modgraph_slot_decl& slot : slots) {
-    record.slots.push_back({.slot = slot.name,
-                            .signature = slot.signature,
-                            .registered = *slot.active_impl != slot.default_impl});
+    record.slots.push_back(
+        {.slot = slot.name,
+         .signature = slot.signature,
+         .registered = std::atomic_ref<void*>(*slot.active_impl).load(std::memory_order_acquire) !=
+                       slot.default_impl});
     entry.slot_keys.push_back(slot.active_impl);
     sentinel_.Watch(slot.active_impl, {.environment = record.environment,
                                        .module = record.module,

@@ -81,6 +81,16 @@ nlohmann::ordered_json RenderJson(const Report& report) {
   }
   out["dangling_providers"] = std::move(dangling);
   out["errors"] = report.errors;
+  ordered_json retired = ordered_json::array();
+  for (const RetiredReport& r : report.retired) {
+    retired.push_back({{"environment", r.environment},
+                       {"copy", r.library.copy},
+                       {"source", r.library.source},
+                       {"instances", r.library.instances},
+                       {"reason", r.library.reason},
+                       {"kept_for_good", r.library.kept_for_good}});
+  }
+  out["retired"] = std::move(retired);
 
   const Summary& s = report.summary;
   out["summary"] = {{"status", Status(report)},

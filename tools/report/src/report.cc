@@ -78,6 +78,11 @@ Report BuildReport(const Topology& topology, const std::vector<absl::Status>& er
   for (const absl::Status& error : errors) {
     if (!error.ok()) report.errors.push_back(std::string(error.message()));
   }
+  for (const auto& env : topology.environments()) {
+    for (RetiredLibrary& library : env->retired()) {
+      report.retired.push_back({.environment = env->name(), .library = std::move(library)});
+    }
+  }
   Summarize(report);
   return report;
 }

@@ -135,6 +135,11 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   for (const DanglingProvider& dangling : report.dangling_providers) {
     AppendDanglingProvider(out, dangling, paint);
   }
+  for (const RetiredReport& retired : report.retired) {
+    out += fmt::format("{} {} (was {}) is still mapped: {}\n", paint.Yellow("retired copy"),
+                       retired.library.copy, fmt::join(retired.library.instances, ", "),
+                       retired.library.reason);
+  }
   out += SummaryLine(report, paint);
   return out;
 }

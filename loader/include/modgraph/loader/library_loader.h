@@ -83,6 +83,11 @@ class LoadedLibrary {
 struct LoadRequest {
   std::string environment;  // names the copy; used in error messages
   std::string label;        // usually the module id or "bundle"
+  // Called with the path of the checked private copy (or of the checked file
+  // itself) just before dlopen; an error stops the load and the copy is removed.
+  // Environments preflight here (preflight.h), so the helper runs exactly the
+  // bytes that would load.
+  std::function<absl::Status(const std::filesystem::path& copy)> before_dlopen;
 };
 
 class LibraryLoader {

@@ -53,6 +53,12 @@ struct Summary {
   int errors = 0;
 };
 
+// A library whose instances were replaced or unloaded, still mapped (retired).
+struct RetiredReport {
+  std::string environment;
+  RetiredLibrary library;  // copy, source, instances and why it is kept
+};
+
 struct Report {
   std::string topology;  // its name, e.g. "dev"
   std::string origin;    // "built-in" or the file it came from
@@ -65,6 +71,9 @@ struct Report {
   std::vector<DanglingProvider> dangling_providers;
   // Load errors (an environment or a provider that failed), as messages.
   std::vector<std::string> errors;
+  // Retired copies still mapped, in topology order (informational: they do
+  // not change the exit code).
+  std::vector<RetiredReport> retired;
   Summary summary;
 };
 
