@@ -5,15 +5,19 @@
 #include <atomic>
 #include <barrier>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -177,12 +181,43 @@ TEST(AsioPooledIoTest, KeptExecutorRunsWorkInTheSubmittersContext) {
 // --- Item: foreign completions. An operation that calls its completion
 // handler directly on another thread, ignoring the handler's executor. ---
 
-// Completes on `thread` (a new std::jthread), calling the handler there.
+// A thread that runs one job handed to it: the foreign thread of an operation.
+class ForeignThread {
+ public:
+  ForeignThread()
+      : thread_([this] {
+          std::packaged_task<void()> job;
+          {
+            std::unique_lock lock(mu_);
+            given_.wait(lock, [this] { return job_.valid(); });
+            job = std::move(job_);
+          }
+          job();
+        }) {}
+  ~ForeignThread() { thread_.join(); }  // a job must have been given
+
+  void run(std::packaged_task<void()> job) {
+    std::lock_guard lock(mu_);
+    job_ = std::move(job);
+    given_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable given_;
+  std::packaged_task<void()> job_;  // guarded by mu_
+  std::thread thread_;
+};
+
+// Completes on `thread`, calling the handler there directly. The initiation
+// touches nothing after handing the handler over: the handler may resume and
+// finish the awaiting coroutine at once.
 template <class Token>
-auto async_complete_on_foreign_thread(std::jthread& thread, Token&& token) {
+auto async_complete_on_foreign_thread(ForeignThread& thread, Token&& token) {
   return asio::async_initiate<Token, void()>(
       [&thread](auto handler) {
-        thread = std::jthread([handler = std::move(handler)]() mutable { std::move(handler)(); });
+        thread.run(std::packaged_task<void()>(
+            [handler = std::move(handler)]() mutable { std::move(handler)(); }));
       },
       token);
 }
@@ -223,7 +258,7 @@ MATCHER_P2(Lost, request_id, where_part, "") {
 TEST(AsioForeignCompletionTest, CoroutineResumedOnAForeignThreadIsReportedAsLostContext) {
   LostContextRecorder recorder;
   std::vector<std::string> log;
-  std::jthread foreign;
+  ForeignThread foreign;
   asio::io_context io;
   run_request(RequestContext::create(71), [&] {
     modgraph::co_spawn(
@@ -236,7 +271,6 @@ TEST(AsioForeignCompletionTest, CoroutineResumedOnAForeignThreadIsReportedAsLost
         [&](std::exception_ptr) { log.push_back(seen("completion")); });
   });
   io.run();
-  foreign = std::jthread();
   EXPECT_THAT(log, ElementsAre("before in request 71", "resumed on the foreign thread in request 0",
                                "completion in request 71"));
   EXPECT_THAT(recorder.reports(), ElementsAre(AllOf(Lost(71, "asio_io_test.cc"), Lost(71, "thread"),
@@ -249,7 +283,7 @@ TEST(AsioForeignCompletionTest, CoroutineResumedOnAForeignThreadIsReportedAsLost
 TEST(AsioForeignCompletionTest, LostContextStaysLostAfterHoppingBackAndIsReported) {
   LostContextRecorder recorder;
   std::vector<std::string> log;
-  std::jthread foreign;
+  ForeignThread foreign;
   asio::io_context io;
   run_request(RequestContext::create(72), [&] {
     modgraph::co_spawn(
@@ -262,7 +296,6 @@ TEST(AsioForeignCompletionTest, LostContextStaysLostAfterHoppingBackAndIsReporte
         asio::detached);
   });
   io.run();
-  foreign = std::jthread();
   EXPECT_THAT(log, ElementsAre("after hopping back in request 0"));
   EXPECT_THAT(recorder.reports(), ElementsAre(Lost(72, "asio_io_test.cc")));
 }
@@ -272,12 +305,13 @@ TEST(AsioForeignCompletionTest, LostContextStaysLostAfterHoppingBackAndIsReporte
 TEST(AsioForeignCompletionTest, BoundHandlerCalledOnAForeignThreadRunsInItsContext) {
   LostContextRecorder recorder;
   std::uint64_t seen_id = 0;
-  std::jthread foreign;
+  std::optional<ForeignThread> foreign;
+  foreign.emplace();
   run_request(RequestContext::create(73), [&] {
-    async_complete_on_foreign_thread(foreign,
+    async_complete_on_foreign_thread(*foreign,
                                      bind_context([&] { seen_id = current_request_id(); }));
   });
-  foreign = std::jthread();  // joins
+  foreign.reset();  // joins
   EXPECT_EQ(seen_id, 73u);
   EXPECT_TRUE(recorder.reports().empty());
 }
@@ -350,6 +384,35 @@ TEST(AsioScopeTest, ScopeHeldAcrossCoAwaitStaysWithTheCoroutineOnly) {
   for (const std::string& other : others) EXPECT_THAT(other, HasSubstr("unscoped"));
   EXPECT_EQ(others.size(), 8u);
   EXPECT_EQ(phase(), "unscoped");
+}
+
+// Awaitable operators spawn children on the coroutine's executor and cancel
+// the loser: every part runs in the request, and the request ends once.
+TEST(AsioScopeTest, AwaitableOperatorsRunEveryBranchInTheRequest) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  std::vector<std::string> log;
+  asio::io_context io;
+  run_request(RequestContext::create(81), [&] {
+    modgraph::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          tag_request(log);
+          auto ex = co_await asio::this_coro::executor;
+          asio::steady_timer quick(ex, milliseconds(1));
+          asio::steady_timer slow(ex, std::chrono::seconds(30));
+          auto branch = [&](asio::steady_timer& timer, std::string name) -> asio::awaitable<void> {
+            boost::system::error_code ec;
+            co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            log.push_back(seen(name + (ec ? " cancelled" : " fired")));
+          };
+          co_await (branch(quick, "quick") || branch(slow, "slow"));
+          log.push_back(seen("after"));
+        },
+        asio::detached);
+  });
+  io.run();
+  EXPECT_THAT(log, ElementsAre("quick fired in request 81", "slow cancelled in request 81",
+                               "after in request 81", "request 81 destroyed"));
 }
 
 // --- Loans: a step lends its reference to work it posts; the work runs in
