@@ -404,9 +404,13 @@ namespace context_internal {
 
 // The executor Asio uses to resume an awaitable (see the associated_executor
 // specialisation below): the coroutine's own executor in continuation mode.
+// With no context current there is nothing to borrow — a coroutine on a plain
+// executor, or one outside any request — and the executor is returned as is
+// (one thread-local load: plain coroutines pay nothing more).
 template <class Executor>
 Executor continuation_executor(const Executor& ex) noexcept {
   namespace execution = boost::asio::execution;
+  if (tls_current == nullptr) return ex;
   if constexpr (boost::asio::can_prefer<const Executor&,
                                         execution::outstanding_work_t::untracked_t>::value) {
     using Preferred = decltype(boost::asio::prefer(ex, execution::outstanding_work.untracked));
