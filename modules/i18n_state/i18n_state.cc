@@ -1,6 +1,7 @@
 // The `i18n-state` module: request-context-backed locale accessors for `i18n`.
 #include "modgraph/context/request_context.h"
 #include "modgraph/modules/i18n.h"
+#include "modgraph/registry/provider.h"
 
 namespace modgraph::modules {
 namespace {
@@ -15,10 +16,12 @@ struct ScopedLocale {
 };
 const Key<ScopedLocale> kWithLocale{"i18n.with_locale"};
 
-// The innermost with_locale scope, then the unified scope, then the fallback.
+// The innermost with_locale scope, then the unified scope, then the fallback
+// (start-up code, or work that lost its request's context: reported by
+// provider_state).
 LocaleStore* RequestLocaleStore() {
   if (const ScopedLocale* scoped = get(kWithLocale)) return &scoped->store;
-  if (LocaleStore* store = kLocaleState.get()) return store;
+  if (LocaleStore* store = provider_state<GetLocaleStore>(kLocaleState)) return store;
   return g_i18n->fallback_store();
 }
 
@@ -45,4 +48,5 @@ const char* const kProvidesFor[] = {"i18n"};
 MODGRAPH_MODULE(i18n_state, {.id = "i18n-state",
                              .imports = modgraph::modules::kImports,
                              .provides_for = modgraph::modules::kProvidesFor,
-                             .init = &modgraph::modules::Init});
+                             .init = &modgraph::modules::Init,
+                             .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -1,12 +1,15 @@
 // modgraph serve: the plugin server on loopback — the example's pages rendered
 // through the topology's pages environment, one unified request scope each.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "cli_common.h"
 #include "command.h"
+#include "modgraph/environments/watcher.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/http_server.h"
 #include "modgraph/server/page_host.h"
@@ -22,6 +25,8 @@ struct ServeOptions {
   int threads = 1;
   bool no_context = false;
   int barrier = 0;
+  bool watch = false;
+  int debounce_ms = 100;
 };
 
 int RunServe(const ServeOptions& options) {
@@ -55,7 +60,23 @@ int RunServe(const ServeOptions& options) {
     PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
   }
-  const Topology& topology = *loaded->topology;
+  Topology& topology = *loaded->topology;
+  // --watch: rebuilt modules are reloaded while the server serves; each request
+  // finds its page's current instance (PageHost), so none calls a closed copy.
+  std::unique_ptr<ModuleWatcher> watcher;
+  if (options.watch) {
+    absl::StatusOr<std::unique_ptr<ModuleWatcher>> started =
+        ModuleWatcher::Start(topology, {.debounce = std::chrono::milliseconds(options.debounce_ms),
+                                        .on_reload = [](const ReloadReport& report) {
+                                          fmt::print("{}", FormatReloadReport(report));
+                                          std::fflush(stdout);
+                                        }});
+    if (!started.ok()) {
+      PrintError(started.status(), "serve without --watch, or fix the module roots");
+      return kExitError;
+    }
+    watcher = *std::move(started);
+  }
   absl::Status served = server::ServeUntilSignal(**server, [&] {
     fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){})\n",
                topology.spec().name, (*server)->port(), options.threads,
@@ -63,13 +84,27 @@ int RunServe(const ServeOptions& options) {
     for (const std::string& route : (*pages)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
     }
+    if (watcher != nullptr) {
+      std::vector<std::string> dirs;
+      for (const auto& dir : watcher->directories()) dirs.push_back(dir.string());
+      fmt::print("watching {} for rebuilt modules\n", fmt::join(dirs, ", "));
+    }
     fmt::print("Ctrl-C stops.\n");
     std::fflush(stdout);
   });
+  watcher.reset();  // no reload after this point
   const Sentinel& sentinel = Sentinel::Global();
   fmt::print(
-      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s)\n",
-      (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count());
+      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s), {} "
+      "lost request context(s)\n",
+      (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count(),
+      sentinel.lost_context_count());
+  constexpr std::size_t kShown = 5;
+  const std::vector<LostContext> lost = sentinel.lost_contexts();
+  for (std::size_t i = 0; i < lost.size() && i < kShown; ++i) {
+    fmt::print("  lost context: {}\n", LostContextMessage(lost[i]));
+  }
+  if (lost.size() > kShown) fmt::print("  … {} more\n", lost.size() - kShown);
   if (!served.ok()) {
     PrintError(served);
     return kExitError;
@@ -101,9 +136,21 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                    "every request waits until this many requests arrived (a reproducible "
                    "concurrent burst)")
       ->check(CLI::Range(0, 100000));
+  command->add_flag("-w,--watch", options->watch,
+                    "reload a module and its importers, in every environment that has it, when "
+                    "its library in a module root is rebuilt; print what was reloaded and the "
+                    "registry's findings after each reload. A broken build is reported and the "
+                    "old copies keep serving");
+  command
+      ->add_option("--debounce-ms", options->debounce_ms,
+                   "with --watch: wait until the module roots were quiet this long before "
+                   "reloading")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
   command->footer(
       "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 2 "
-      "error.");
+      "error. Every library is preflighted (loaded once in a child process) before it is "
+      "loaded, so a module whose static initialiser throws is an error, not a crash.");
   command->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }
 
