@@ -18,6 +18,7 @@
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -183,9 +184,30 @@ double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// User + system CPU time of the whole process (every thread), in seconds: less
+// disturbed than wall time by other work on a shared machine.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Wall and process CPU time since construction.
+struct Stopwatch {
+  Clock::time_point wall = Clock::now();
+  double cpu = ProcessCpuSeconds();
+  std::pair<double, double> Lap() {
+    const std::pair<double, double> lap{Seconds(wall), ProcessCpuSeconds() - cpu};
+    *this = Stopwatch();
+    return lap;
+  }
+};
+
 // One row of a series: totals for `instances` instances.
 struct Row {
-  double load = 0, teardown = 0;  // seconds, total
+  double load = 0, teardown = 0;          // wall seconds, total
+  double load_cpu = 0, teardown_cpu = 0;  // process CPU seconds, total
   double rss_kib = 0, mappings = 0;
 };
 std::map<std::string, std::map<int, Row>>& Series() {
@@ -197,6 +219,8 @@ void Report(benchmark::State& state, const std::string& series, int instances, c
   state.counters["instances"] = instances;
   state.counters["load_us_per_instance"] = row.load / instances * 1e6;
   state.counters["teardown_us_per_instance"] = row.teardown / instances * 1e6;
+  state.counters["load_cpu_us_per_instance"] = row.load_cpu / instances * 1e6;
+  state.counters["teardown_cpu_us_per_instance"] = row.teardown_cpu / instances * 1e6;
   state.counters["rss_kib_per_instance"] = row.rss_kib / instances;
   state.counters["maps_per_instance"] = row.mappings / instances;
   Series()[series][instances] = row;
@@ -214,31 +238,33 @@ void LoadAndTearDown(benchmark::State& state, bool bundled, Shape shape) {
   for (auto _ : state) {
     const long rss_before = ResidentKiB();
     const long maps_before = Mappings();
-    Clock::time_point start = Clock::now();
+    Stopwatch watch;
     absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(spec);
     if (!topology.ok()) {
       state.SkipWithError(std::string(topology.status().message()).c_str());
       return;
     }
     const std::vector<absl::Status> errors = (*topology)->LoadEntries();
-    const double load = Seconds(start);
+    const auto [load, load_cpu] = watch.Lap();
     if (!errors.empty()) {
       state.SkipWithError(std::string(errors.front().message()).c_str());
       return;
     }
     total.rss_kib += static_cast<double>(ResidentKiB() - rss_before);
     total.mappings += static_cast<double>(Mappings() - maps_before);
-    start = Clock::now();
+    watch = Stopwatch();
     topology->reset();
-    const double teardown = Seconds(start);
+    const auto [teardown, teardown_cpu] = watch.Lap();
     total.load += load;
     total.teardown += teardown;
+    total.load_cpu += load_cpu;
+    total.teardown_cpu += teardown_cpu;
     state.SetIterationTime(load + teardown);
     ++rounds;
   }
   if (rounds == 0) return;
-  const Row row{total.load / rounds, total.teardown / rounds, total.rss_kib / rounds,
-                total.mappings / rounds};
+  const Row row{total.load / rounds,         total.teardown / rounds, total.load_cpu / rounds,
+                total.teardown_cpu / rounds, total.rss_kib / rounds,  total.mappings / rounds};
   Report(state,
          fmt::format("{} {}, E={}", bundled ? "bundled" : "isolated", Name(shape), environments),
          instances, row);
@@ -272,7 +298,7 @@ void BM_PlainDlopen(benchmark::State& state) {
   for (auto _ : state) {
     const long rss_before = ResidentKiB();
     const long maps_before = Mappings();
-    Clock::time_point start = Clock::now();
+    Stopwatch watch;
     for (std::size_t k = 0; k < files.size(); ++k) {
       handles[k] = ::dlopen(files[k].first.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (handles[k] == nullptr) {
@@ -282,22 +308,24 @@ void BM_PlainDlopen(benchmark::State& state) {
       }
       benchmark::DoNotOptimize(::dlsym(handles[k], files[k].second.c_str()));
     }
-    const double load = Seconds(start);
+    const auto [load, load_cpu] = watch.Lap();
     total.rss_kib += static_cast<double>(ResidentKiB() - rss_before);
     total.mappings += static_cast<double>(Mappings() - maps_before);
-    start = Clock::now();
+    watch = Stopwatch();
     for (auto it = handles.rbegin(); it != handles.rend(); ++it) ::dlclose(*it);
-    const double teardown = Seconds(start);
+    const auto [teardown, teardown_cpu] = watch.Lap();
     total.load += load;
     total.teardown += teardown;
+    total.load_cpu += load_cpu;
+    total.teardown_cpu += teardown_cpu;
     state.SetIterationTime(load + teardown);
     ++rounds;
   }
   fs::remove_all(dir);
   if (rounds == 0) return;
   Report(state, fmt::format("plain dlopen, E={}", environments), instances,
-         {total.load / rounds, total.teardown / rounds, total.rss_kib / rounds,
-          total.mappings / rounds});
+         {total.load / rounds, total.teardown / rounds, total.load_cpu / rounds,
+          total.teardown_cpu / rounds, total.rss_kib / rounds, total.mappings / rounds});
 }
 
 // What `modgraph doctor` computes after loading: the report (findings, twins,
@@ -355,8 +383,9 @@ void PrintSeries() {
         const double ratio = (row.load + row.teardown) / (previous->load + previous->teardown);
         exponent = fmt::format("{:.2f}", std::log(ratio) / std::log(double(n) / previous_n));
       }
-      std::printf("%10d %14.1f %18.1f %14.1f %10.2f %10s\n", n, row.load / n * 1e6,
-                  row.teardown / n * 1e6, row.rss_kib / n, row.mappings / n, exponent.c_str());
+      std::printf("%10d %10.1f [%7.1f] %12.1f [%7.1f] %14.1f %10.2f %10s\n", n, row.load / n * 1e6,
+                  row.load_cpu / n * 1e6, row.teardown / n * 1e6, row.teardown_cpu / n * 1e6,
+                  row.rss_kib / n, row.mappings / n, exponent.c_str());
       previous = &row;
       previous_n = n;
     }
