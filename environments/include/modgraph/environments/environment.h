@@ -88,6 +88,9 @@ class Instance {
   State state() const { return state_; }
   const modgraph_module_descriptor& descriptor() const { return *descriptor_; }
   const LoadedLibrary& library() const { return *library_; }
+  // The SHA-256 (hex) of the library file this instance's copy was made from:
+  // which build it runs (code_identity.h); empty if the copy could not be read.
+  const std::string& code_identity() const { return code_identity_; }
   // The instances this one imports, resolved in its environment.
   const std::vector<Instance*>& imports() const { return imports_; }
   // The module's API table, as the module defines it.
@@ -111,6 +114,7 @@ class Instance {
   State state_ = State::kDiscovered;
   const modgraph_module_descriptor* descriptor_ = nullptr;
   std::shared_ptr<LoadedLibrary> library_;
+  std::string code_identity_;
   std::vector<Instance*> imports_;
   std::vector<Registration> registrations_;  // revoked when this instance goes
   std::vector<int> init_threads_;            // threads that appeared while its init ran
