@@ -77,7 +77,7 @@ struct Environment::Transaction {
 // One commit's replaced or unloaded instances, kept until they may close.
 struct Environment::Retired {
   std::vector<std::shared_ptr<Instance>> instances;  // init order, then discovered
-  std::weak_ptr<const void> requests_before;         // expires when they have all ended
+  RequestGenerationWatch requests_before;            // ends when they have all ended
   bool published = true;                             // false: a rolled-back transaction's
   bool torn_down = false;
   std::string reason;  // why something of it is still mapped
@@ -947,7 +947,7 @@ std::size_t Environment::Release(std::vector<std::unique_ptr<Retired>>& list) {
   std::size_t closed = 0;
   for (const std::unique_ptr<Retired>& entry : list) {
     Retired& retired = *entry;
-    if (!retired.requests_before.expired()) {
+    if (!retired.requests_before.ended()) {
       retired.reason = "requests that started before it was retired are still running";
       continue;
     }

@@ -146,8 +146,8 @@ TEST(PageHostReloadTest, ARequestInFlightFinishesOnTheCopyItStartedWith) {
 
 TEST(WatcherTest, RebuildsAreReloadedAndABrokenBuildKeepsTheOldCopyServing) {
   ScratchRoot scratch;
+  ReportQueue reports;  // outlives the watcher that pushes to it
   ServedStressPage served(scratch, Policy::kAuto, 2);
-  ReportQueue reports;
   served.Watch(reports, std::chrono::milliseconds(20));
 
   scratch.Put(kStressFixtures / "v2" / "stress-page.so", "stress-page.so");
