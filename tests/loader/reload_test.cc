@@ -336,10 +336,12 @@ TEST_F(ReloadTest, AStateKindWhoseTypeChangedIsALoadErrorNotAnAbort) {
 
 // throw-inside-dlopen `static`: a throwing static initialiser ends a preflight
 // process, not the host.
-TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorWithPreflight) {
+TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorByDefault) {
   Put(kBadDir / "static-throw.so", "static-throw.so");
   Put(kModuleDir / "head.so", "head.so");
-  auto ssr = MakeEnv("ssr", Policy::kWarn, Preflight::kAlways);
+  auto created = Environment::Create({.name = "ssr", .module_roots = {root()}}, loader_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Environment* ssr = created->get();  // default spec: Preflight::kAlways
   ASSERT_TRUE(ssr->Import("head").ok());
   absl::StatusOr<Instance*> loaded = ssr->Import("static-throw");
   ASSERT_FALSE(loaded.ok());

@@ -47,11 +47,12 @@ std::string_view ToString(EnvironmentMode mode);
 // process (preflight.h) before they run in this one: a module whose namespace-
 // scope initialiser throws or aborts then fails to load with a named error
 // instead of ending the host. Costs one process start and one dlopen per
-// library that changed (docs/benchmarks.md).
+// library file not yet loaded by this process (a few milliseconds;
+// docs/benchmarks.md).
 enum class Preflight {
-  kOff,      // never: first loads and reloads run the initialisers in-process only
-  kReloads,  // (default) for every library a Reload loads that changed on disk
-  kAlways,   // for every library loaded (the CLI)
+  kOff,      // never: the initialisers run in-process only
+  kReloads,  // for every library a Reload loads that changed on disk
+  kAlways,   // (default) for every library file loaded for the first time
 };
 
 std::string_view ToString(Preflight preflight);
@@ -71,7 +72,7 @@ struct EnvironmentSpec {
   // Settings modules may read during init (ModuleContext::setting), e.g.
   // "deployment_id", "build_id".
   std::map<std::string, std::string> settings;
-  Preflight preflight = Preflight::kReloads;
+  Preflight preflight = Preflight::kAlways;
 };
 
 class Environment;
