@@ -99,6 +99,20 @@ absl::StatusOr<std::optional<Policy>> PolicyOf(const toml::table& table, std::st
   return policy;
 }
 
+absl::StatusOr<std::optional<Preflight>> PreflightOf(const toml::table& table,
+                                                     std::string_view origin,
+                                                     std::string_view what) {
+  const toml::node* node = table.get("preflight");
+  if (node == nullptr) return std::optional<Preflight>();
+  const std::optional<std::string_view> text = node->value<std::string_view>();
+  for (Preflight preflight : {Preflight::kOff, Preflight::kReloads, Preflight::kAlways}) {
+    if (text == ToString(preflight)) return std::optional<Preflight>(preflight);
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("{}: 'preflight' in {} must be \"off\", \"reloads\" or \"always\"",
+                  Where(*node, origin), what));
+}
+
 fs::path Resolve(const fs::path& base_dir, std::string_view text) {
   fs::path path(text);
   return path.is_absolute() ? path : base_dir / path;
@@ -119,8 +133,9 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   }
   TopologySpec spec;
   spec.origin = std::string(origin);
-  const std::set<std::string_view> top_keys = {
-      "name", "environments", "policy", "deployment_id", "build_id", "providers", "server"};
+  const std::set<std::string_view> top_keys = {"name",          "environments", "policy",
+                                               "deployment_id", "build_id",     "providers",
+                                               "server",        "preflight"};
   if (absl::Status s = UnknownKeys(root, top_keys, origin, "the topology"); !s.ok()) return s;
   absl::StatusOr<std::string> name = RequiredString(root, "name", origin, "the topology");
   if (!name.ok()) return name.status();
@@ -131,6 +146,13 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
     return parsed.status();
   } else if (parsed->has_value()) {
     policy = **parsed;
+  }
+  Preflight preflight = Preflight::kReloads;
+  if (absl::StatusOr<std::optional<Preflight>> parsed = PreflightOf(root, origin, "the topology");
+      !parsed.ok()) {
+    return parsed.status();
+  } else if (parsed->has_value()) {
+    preflight = **parsed;
   }
   if (const toml::node* providers = root.get("providers")) {
     const toml::table* table = providers->as_table();
@@ -190,8 +212,8 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       return absl::InvalidArgumentError(
           fmt::format("{}: each environments entry must be a table", Where(node, origin)));
     }
-    const std::set<std::string_view> env_keys = {"name",   "mode",    "module_roots",
-                                                 "bundle", "entries", "policy"};
+    const std::set<std::string_view> env_keys = {"name",    "mode",   "module_roots", "bundle",
+                                                 "entries", "policy", "preflight"};
     if (absl::Status s = UnknownKeys(*table, env_keys, origin, "an environment"); !s.ok()) return s;
     EnvironmentSpec env;
     absl::StatusOr<std::string> env_name = RequiredString(*table, "name", origin, "an environment");
@@ -245,6 +267,9 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
     absl::StatusOr<std::optional<Policy>> env_policy = PolicyOf(*table, origin, what);
     if (!env_policy.ok()) return env_policy.status();
     env.policy = env_policy->value_or(policy);
+    absl::StatusOr<std::optional<Preflight>> env_preflight = PreflightOf(*table, origin, what);
+    if (!env_preflight.ok()) return env_preflight.status();
+    env.preflight = env_preflight->value_or(preflight);
     spec.environments.push_back(std::move(env));
   }
   return spec;
@@ -311,11 +336,19 @@ void OverridePolicy(TopologySpec& spec, Policy policy) {
   for (EnvironmentSpec& env : spec.environments) env.policy = policy;
 }
 
+void OverridePreflight(TopologySpec& spec, Preflight preflight) {
+  for (EnvironmentSpec& env : spec.environments) env.preflight = preflight;
+}
+
 // Feeds environment life-cycle events into the registry, with each
 // environment's policy.
-class Topology::RegistryFeed final : public InstanceListener {
+class Topology::RegistryFeed final : public InstanceListener, public ProviderCatalog {
  public:
   explicit RegistryFeed(Topology& topology) : topology_(topology) {}
+
+  std::vector<std::string> ProvidersFor(std::string_view module_id) const override {
+    return topology_.registry_->ProvidersFor(module_id);
+  }
 
   void OnInstanceReady(const Instance& instance) override {
     InstanceRecord record{.environment = instance.environment(),
@@ -369,7 +402,8 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
     if (absl::Status valid = ValidateModuleId(target, where); !valid.ok()) return valid;
     for (const std::string& provider : providers) {
       if (absl::Status valid = ValidateModuleId(provider, where); !valid.ok()) return valid;
-      topology->registry_->DeclareProvider(provider, target);
+      topology->registry_->DeclareProvider(provider, target,
+                                           fmt::format("[providers] of {}", spec.origin));
     }
   }
   // The deployment id comes from the topology, else the environment variable.
@@ -393,6 +427,7 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                                       std::string(env.status().message())));
     }
     (*env)->set_listener(topology->feed_.get());
+    (*env)->set_provider_catalog(topology->feed_.get());
     topology->environments_.push_back(*std::move(env));
   }
   topology->spec_ = std::move(spec);
@@ -410,28 +445,21 @@ std::vector<absl::Status> Topology::LoadEntries() {
 }
 
 std::vector<absl::Status> Topology::ApplyAutoPolicy() {
+  // Each environment applies auto to what it loads; this pass adds what other
+  // environments taught the catalog since (a provider declared by a descriptor
+  // loaded elsewhere), until nothing changes.
   std::vector<absl::Status> errors;
-  std::set<std::string> failed;  // "env#provider" that failed once: do not retry forever
+  std::set<std::string> failed;  // environments that failed once: do not retry forever
   for (bool changed = true; changed;) {
     changed = false;
     for (const auto& env : environments_) {
-      if (env->spec().policy != Policy::kAuto) continue;
-      const std::vector<Instance*> instances = env->instances();  // Import appends
-      for (const Instance* instance : instances) {
-        for (const std::string& provider : registry_->ProvidersFor(instance->module_id())) {
-          const std::string name = fmt::format("{}#{}", env->name(), provider);
-          if (env->Find(provider) != nullptr || failed.contains(name)) continue;
-          if (absl::StatusOr<Instance*> loaded = env->Import(provider); loaded.ok()) {
-            changed = true;
-          } else {
-            failed.insert(name);
-            errors.push_back(absl::Status(
-                loaded.status().code(),
-                fmt::format("auto policy: cannot load provider '{}' for {} in environment '{}': {}",
-                            provider, instance->name(), env->name(),
-                            std::string(loaded.status().message()))));
-          }
-        }
+      if (env->spec().policy != Policy::kAuto || failed.contains(env->name())) continue;
+      absl::StatusOr<bool> applied = env->ApplyPolicy();
+      if (!applied.ok()) {
+        failed.insert(env->name());
+        errors.push_back(applied.status());
+      } else if (*applied) {
+        changed = true;
       }
     }
   }

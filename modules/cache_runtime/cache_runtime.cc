@@ -96,4 +96,5 @@ const modgraph_shared_state_decl kShared[] = {
 MODGRAPH_MODULE(cache_runtime, {.id = "cache-runtime",
                                 .api = &modgraph::modules::kApi,
                                 .init = &modgraph::modules::Init,
+                                .teardown = &::modgraph::sdk::nothing_to_stop,
                                 .shared_state = modgraph::modules::kShared});

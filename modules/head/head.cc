@@ -50,4 +50,5 @@ const modgraph_shared_state_decl kShared[] = {MODGRAPH_SHARED_STATE(
 MODGRAPH_MODULE(head, {.id = "head",
                        .slots = modgraph::modules::kSlots,
                        .api = &modgraph::modules::kHeadApi,
+                       .teardown = &::modgraph::sdk::nothing_to_stop,
                        .shared_state = modgraph::modules::kShared});

@@ -37,4 +37,5 @@ const char* const kProvidesFor[] = {"head"};
 MODGRAPH_MODULE(head_state, {.id = "head-state",
                              .imports = modgraph::modules::kImports,
                              .provides_for = modgraph::modules::kProvidesFor,
-                             .init = &modgraph::modules::Init});
+                             .init = &modgraph::modules::Init,
+                             .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -49,4 +49,5 @@ const char* const kProvidesFor[] = {"i18n"};
 MODGRAPH_MODULE(i18n_state, {.id = "i18n-state",
                              .imports = modgraph::modules::kImports,
                              .provides_for = modgraph::modules::kProvidesFor,
-                             .init = &modgraph::modules::Init});
+                             .init = &modgraph::modules::Init,
+                             .teardown = &::modgraph::sdk::nothing_to_stop});

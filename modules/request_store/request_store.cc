@@ -19,4 +19,6 @@ const RequestStoreApi kApi{&Store};
 }  // namespace
 }  // namespace modgraph::modules
 
-MODGRAPH_MODULE(request_store, {.id = "request-store", .api = &modgraph::modules::kApi});
+MODGRAPH_MODULE(request_store, {.id = "request-store",
+                                .api = &modgraph::modules::kApi,
+                                .teardown = &::modgraph::sdk::nothing_to_stop});

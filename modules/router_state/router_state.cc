@@ -31,4 +31,5 @@ const char* const kProvidesFor[] = {"router"};
 MODGRAPH_MODULE(router_state, {.id = "router-state",
                                .imports = modgraph::modules::kImports,
                                .provides_for = modgraph::modules::kProvidesFor,
-                               .init = &modgraph::modules::Init});
+                               .init = &modgraph::modules::Init,
+                               .teardown = &::modgraph::sdk::nothing_to_stop});

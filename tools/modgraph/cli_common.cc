@@ -34,6 +34,9 @@ absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
     }
     OverridePolicy(*spec, *policy);
   }
+  // A module whose static initialiser throws must not take the tool down with
+  // it: every library is loaded once in a preflight process first.
+  OverridePreflight(*spec, Preflight::kAlways);
   absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
   if (!topology.ok()) return topology.status();
   LoadedTopology loaded{.topology = *std::move(topology), .errors = {}};

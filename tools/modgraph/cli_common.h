@@ -38,8 +38,9 @@ struct LoadedTopology {
   std::vector<absl::Status> errors;
 };
 
-// Resolves, creates and loads the topology `options` name; an error when it
-// cannot even be created (bad file, missing modules).
+// Resolves, creates and loads the topology `options` name, preflighting every
+// library (environment.h: Preflight::kAlways); an error when it cannot even be
+// created (bad file, missing modules).
 absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options);
 
 // True when ANSI colour should go to `stream`: a terminal, and NO_COLOR unset

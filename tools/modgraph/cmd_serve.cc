@@ -1,12 +1,15 @@
 // modgraph serve: the plugin server on loopback — the example's pages rendered
 // through the topology's pages environment, one unified request scope each.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "cli_common.h"
 #include "command.h"
+#include "modgraph/environments/watcher.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/http_server.h"
 #include "modgraph/server/page_host.h"
@@ -22,10 +25,17 @@ struct ServeOptions {
   int threads = 1;
   bool no_context = false;
   int barrier = 0;
+  bool watch = false;
+  int debounce_ms = 100;
   bool audit = false;
 };
 
 int RunServe(const ServeOptions& options) {
+  if (options.audit && options.watch) {
+    PrintError("--audit and --watch cannot be combined",
+               "the audit watches the module copies loaded at start; a reload replaces them");
+    return kExitError;
+  }
   if (options.audit && options.threads != 1) {
     PrintError(fmt::format("--audit needs one io thread, not --threads {}", options.threads),
                "drop --threads: the audit attributes each scheduling point to one request");
@@ -75,7 +85,23 @@ int RunServe(const ServeOptions& options) {
     PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
   }
-  const Topology& topology = *loaded->topology;
+  Topology& topology = *loaded->topology;
+  // --watch: rebuilt modules are reloaded while the server serves; each request
+  // finds its page's current instance (PageHost), so none calls a closed copy.
+  std::unique_ptr<ModuleWatcher> watcher;
+  if (options.watch) {
+    absl::StatusOr<std::unique_ptr<ModuleWatcher>> started =
+        ModuleWatcher::Start(topology, {.debounce = std::chrono::milliseconds(options.debounce_ms),
+                                        .on_reload = [](const ReloadReport& report) {
+                                          fmt::print("{}", FormatReloadReport(report));
+                                          std::fflush(stdout);
+                                        }});
+    if (!started.ok()) {
+      PrintError(started.status(), "serve without --watch, or fix the module roots");
+      return kExitError;
+    }
+    watcher = *std::move(started);
+  }
   absl::Status served = server::ServeUntilSignal(**server, [&] {
     fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){}{})\n",
                topology.spec().name, (*server)->port(), options.threads,
@@ -84,9 +110,15 @@ int RunServe(const ServeOptions& options) {
     for (const std::string& route : (*pages)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
     }
+    if (watcher != nullptr) {
+      std::vector<std::string> dirs;
+      for (const auto& dir : watcher->directories()) dirs.push_back(dir.string());
+      fmt::print("watching {} for rebuilt modules\n", fmt::join(dirs, ", "));
+    }
     fmt::print("Ctrl-C stops.\n");
     std::fflush(stdout);
   });
+  watcher.reset();  // no reload after this point
   const Sentinel& sentinel = Sentinel::Global();
   fmt::print(
       "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s), {} "
@@ -141,15 +173,27 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       "--audit", options->audit,
       "module-state audit: at every scheduling point compare each instance's writable "
       "memory and, when stopped, report state written by two or more requests (needs "
-      "--threads 1)");
+      "--threads 1; not with --watch)");
   command
       ->add_option("--barrier", options->barrier,
                    "every request waits until this many requests arrived (a reproducible "
                    "concurrent burst)")
       ->check(CLI::Range(0, 100000));
+  command->add_flag("-w,--watch", options->watch,
+                    "reload a module and its importers, in every environment that has it, when "
+                    "its library in a module root is rebuilt; print what was reloaded and the "
+                    "registry's findings after each reload. A broken build is reported and the "
+                    "old copies keep serving");
+  command
+      ->add_option("--debounce-ms", options->debounce_ms,
+                   "with --watch: wait until the module roots were quiet this long before "
+                   "reloading")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
   command->footer(
       "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 2 "
-      "error.");
+      "error. Every library is preflighted (loaded once in a child process) before it is "
+      "loaded, so a module whose static initialiser throws is an error, not a crash.");
   command->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }
 

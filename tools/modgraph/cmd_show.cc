@@ -32,6 +32,7 @@ int Show(const std::vector<std::string>& topologies) {
       exit_code = kExitError;
       continue;
     }
+    OverridePreflight(*spec, Preflight::kAlways);
     absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
     if (!topology.ok()) {
       PrintError(topology.status());
@@ -51,6 +52,11 @@ int Show(const std::vector<std::string>& topologies) {
         if (!imports.empty()) {
           fmt::print("    {:<22} imports {}\n", "", fmt::join(imports, ", "));
         }
+      }
+      for (const RetiredLibrary& retired : env->retired()) {
+        fmt::print("    retired copy {} (was {}){}: {}\n", retired.copy,
+                   fmt::join(retired.instances, ", "),
+                   retired.kept_for_good ? ", kept for good" : "", retired.reason);
       }
     }
     std::fflush(stdout);

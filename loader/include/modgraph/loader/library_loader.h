@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -82,6 +83,11 @@ class LoadedLibrary {
 struct LoadRequest {
   std::string environment;  // names the copy; used in error messages
   std::string label;        // usually the module id or "bundle"
+  // Called with the path of the checked private copy (or of the checked file
+  // itself) just before dlopen; an error stops the load and the copy is removed.
+  // Environments preflight here (preflight.h), so the helper runs exactly the
+  // bytes that would load.
+  std::function<absl::Status(const std::filesystem::path& copy)> before_dlopen;
 };
 
 class LibraryLoader {
@@ -104,6 +110,10 @@ class LibraryLoader {
     // others may write, as long as the running user owns them (a shared build
     // tree on a single-user machine). Off: such paths are refused.
     bool allow_writable_module_paths = false;
+    // Tests only: runs after the file has been opened and its owner and mode
+    // checked, before its bytes are read — where a swap of the file by name
+    // would have to happen to change what loads.
+    std::function<void(const std::filesystem::path& file)> after_checks_for_test;
   };
 
   LibraryLoader();
