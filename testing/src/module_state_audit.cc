@@ -3,6 +3,7 @@
 
 #include <cxxabi.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <link.h>
@@ -71,6 +72,28 @@ struct Written {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> changed;  // within the location
   bool rewritten_unchanged = false;
 };
+
+// The changed runs [first, second) of `live` against `snapshot`: 64-byte blocks
+// compared whole, bytes only inside blocks that differ.
+std::vector<std::pair<std::size_t, std::size_t>> ChangedRuns(const unsigned char* live,
+                                                             const unsigned char* snapshot,
+                                                             std::size_t size) {
+  constexpr std::size_t kBlock = 64;
+  std::vector<std::pair<std::size_t, std::size_t>> runs;
+  for (std::size_t block = 0; block < size; block += kBlock) {
+    const std::size_t end = std::min(size, block + kBlock);
+    if (std::memcmp(live + block, snapshot + block, end - block) == 0) continue;
+    for (std::size_t i = block; i < end; ++i) {
+      if (live[i] == snapshot[i]) continue;
+      if (!runs.empty() && runs.back().second == i) {
+        runs.back().second = i + 1;
+      } else {
+        runs.emplace_back(i, i + 1);
+      }
+    }
+  }
+  return runs;
+}
 
 std::string Demangle(const std::string& name) {
   int status = 0;
@@ -148,8 +171,44 @@ int CollectSegments(dl_phdr_info* info, std::size_t, void* data) {
 
 }  // namespace
 
+// The live bytes of a region. Reading a module's segments whole also reads
+// AddressSanitizer's redzones between its globals, which ASan reports in any
+// instrumented or intercepted read; under ASan the bytes are copied by the
+// kernel instead (pread of /proc/self/mem) into a buffer of our own.
+class LiveReader {
+ public:
+  LiveReader() {
+#if defined(__SANITIZE_ADDRESS__)
+    fd_ = ::open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+#endif
+  }
+  ~LiveReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LiveReader(const LiveReader&) = delete;
+  LiveReader& operator=(const LiveReader&) = delete;
+
+  const unsigned char* Read(std::uintptr_t begin, std::size_t size) {
+    if (fd_ < 0) return reinterpret_cast<const unsigned char*>(begin);
+    buffer_.resize(size);
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t n =
+          ::pread(fd_, buffer_.data() + done, size - done, static_cast<off_t>(begin + done));
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    return buffer_.data();
+  }
+
+ private:
+  int fd_ = -1;
+  std::vector<unsigned char> buffer_;
+};
+
 struct ModuleStateAudit::Impl {
   AuditOptions options;
+  LiveReader reader;
   std::vector<Copy> copies;
   std::vector<Region> regions;
   std::unique_ptr<WriteTracker> tracker;
@@ -225,19 +284,12 @@ struct ModuleStateAudit::Impl {
     ++stats.checkpoints;
     std::set<std::pair<std::size_t, std::uint64_t>> changed_keys;
     for (Region& region : regions) {
-      const auto* live = reinterpret_cast<const unsigned char*>(region.begin);
       const std::size_t size = region.end - region.begin;
+      const unsigned char* live = reader.Read(region.begin, size);
       if (std::memcmp(live, region.snapshot.data(), size) == 0) continue;
       if (request != 0) {
-        for (std::size_t i = 0; i < size;) {
-          if (live[i] == region.snapshot[i]) {
-            ++i;
-            continue;
-          }
-          std::size_t j = i + 1;
-          while (j < size && live[j] != region.snapshot[j]) ++j;
+        for (const auto& [i, j] : ChangedRuns(live, region.snapshot.data(), size)) {
           Attribute(region.copy, region.begin + i, region.begin + j, request, true, changed_keys);
-          i = j;
         }
       }
       std::memcpy(region.snapshot.data(), live, size);
@@ -330,8 +382,8 @@ absl::StatusOr<std::unique_ptr<ModuleStateAudit>> ModuleStateAudit::Start(const 
   stats.copies = impl->copies.size();
   for (Region& region : impl->regions) {
     const std::size_t size = region.end - region.begin;
-    region.snapshot.assign(reinterpret_cast<const unsigned char*>(region.begin),
-                           reinterpret_cast<const unsigned char*>(region.end));
+    const unsigned char* live = impl->reader.Read(region.begin, size);
+    region.snapshot.assign(live, live + size);
     stats.bytes_watched += size;
     for (const Range& excluded : impl->copies[region.copy].excluded) {
       const std::uintptr_t begin = std::max(excluded.begin, region.begin);
