@@ -111,7 +111,7 @@ absl::Status CheckOwnerAndMode(const struct stat& st, const fs::path& path, std:
       "environment '{}': refusing {} '{}': it is writable by {} (mode {:o}), who could replace "
       "the code this process runs; run `chmod go-w {}`{}",
       environment, what, path.string(), who, st.st_mode & 07777, path.string(),
-      st.st_uid == me ? " (or allow it with --allow-writable-module-paths / "
+      st.st_uid == me ? " (or, since you own it, allow it: modgraph --allow-writable-module-paths, "
                         "LibraryLoader::Options::allow_writable_module_paths)"
                       : ""));
 }

@@ -150,6 +150,25 @@ TEST_F(CliTest, AMalformedModuleFileIsALoadErrorNotACrash) {
   }
 }
 
+TEST_F(CliTest, AWritableModuleRootIsRefusedUnlessTheOwnerAllowsIt) {
+  const fs::path root = dir_ / "shared-modules";
+  fs::create_directory(root);
+  fs::copy_file(fs::path(MODGRAPH_TEST_MODULE_DIR) / "head.so", root / "head.so");
+  fs::permissions(root, fs::perms(0777));
+  const fs::path file = dir_ / "shared.toml";
+  std::ofstream(file) << "name = \"shared\"\n[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << root.string() << "\"]\nentries = [\"head\"]\n";
+  ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("chmod go-w " + root.string()), std::string::npos) << run.err;
+  run = Modgraph("doctor --allow-writable-module-paths --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.err;  // loaded: head alone has an unregistered slot
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos) << run.out;
+  run = Modgraph("show --allow-writable-module-paths --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos) << run.out;
+}
+
 TEST_F(CliTest, AProviderDeclaredForAModuleNobodyLoadsIsAFinding) {
   const fs::path file = dir_ / "typo.toml";
   std::ofstream(file) << "name = \"typo\"\n[providers]\nhaed = [\"head-state\"]\n"

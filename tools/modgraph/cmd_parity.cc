@@ -25,7 +25,10 @@ int RunParity(const ParityOptions& options) {
     PrintError(dev.status());
     return kExitError;
   }
-  absl::StatusOr<LoadedTopology> prod = LoadTopology({.topology = options.prod, .policy = ""});
+  absl::StatusOr<LoadedTopology> prod =
+      LoadTopology({.topology = options.prod,
+                    .policy = "",
+                    .allow_writable_module_paths = options.dev.allow_writable_module_paths});
   if (!prod.ok()) {
     PrintError(prod.status());
     return kExitError;
