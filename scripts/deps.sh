@@ -11,6 +11,7 @@ packages=(
   libssl-dev                  # OpenSSL's SHA-256: which build of a module cached results came from
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  clang-14 libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer targets with ASan + UBSan
   wrk                         # bench/server: requests/s over loopback
   graphviz python3            # tests: DOT through `dot -Tsvg`, PNG checks of screenshots
   chromium                    # tests: the HTML report in headless Chromium

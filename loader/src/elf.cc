@@ -185,20 +185,6 @@ bool HasElfMagic(std::string_view prefix) {
   return prefix.size() >= SELFMAG && std::memcmp(prefix.data(), ELFMAG, SELFMAG) == 0;
 }
 
-std::vector<std::string> SharedObject::ExportNames() const {
-  std::vector<std::string> names;
-  for (const DynamicSymbol& s : exports) names.push_back(s.name);
-  return names;
-}
-
-std::vector<std::string> SharedObject::GnuUniqueNames() const {
-  std::vector<std::string> names;
-  for (const DynamicSymbol& s : exports) {
-    if (s.binding == STB_GNU_UNIQUE) names.push_back(s.name);
-  }
-  return names;
-}
-
 absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image) {
   absl::StatusOr<ElfHandle> opened = OpenImage(image);
   if (!opened.ok()) return opened.status();

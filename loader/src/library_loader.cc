@@ -31,6 +31,7 @@
 #include <system_error>
 
 #include "absl/synchronization/mutex.h"
+#include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/internal/elf.h"
 #include "modgraph/loader/module_id.h"
 
@@ -110,7 +111,7 @@ absl::Status CheckOwnerAndMode(const struct stat& st, const fs::path& path, std:
       "environment '{}': refusing {} '{}': it is writable by {} (mode {:o}), who could replace "
       "the code this process runs; run `chmod go-w {}`{}",
       environment, what, path.string(), who, st.st_mode & 07777, path.string(),
-      st.st_uid == me ? " (or allow it with --allow-writable-module-paths / "
+      st.st_uid == me ? " (or, since you own it, allow it: modgraph --allow-writable-module-paths, "
                         "LibraryLoader::Options::allow_writable_module_paths)"
                       : ""));
 }
@@ -243,6 +244,16 @@ absl::Status CopyFailed(int error, const fs::path& copy, std::string_view enviro
                                                 environment, copy.string()));
 }
 
+// Out of file descriptors: every memfd copy holds one, and each load opens two.
+absl::Status OutOfDescriptors(std::string_view environment, const fs::path& source) {
+  struct rlimit limit {};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  return absl::ResourceExhaustedError(fmt::format(
+      "environment '{}': cannot load '{}': this process is out of file descriptors (the limit is "
+      "{}; each memfd copy keeps one open); raise it with `ulimit -n`, or use temp-file copies",
+      environment, source.string(), limit.rlim_cur));
+}
+
 std::size_t CountMappings() {
   std::ifstream maps("/proc/self/maps");
   return static_cast<std::size_t>(
@@ -259,6 +270,9 @@ std::size_t MaxMapCount() {
 // Turns dlopen's message into an error that names the limit hit and its fix.
 absl::Status DlopenFailed(std::string_view why, std::string_view environment,
                           const fs::path& source) {
+  if (why.find("Too many open files") != std::string_view::npos) {
+    return OutOfDescriptors(environment, source);
+  }
   if (why.find("static TLS") != std::string_view::npos) {
     return absl::ResourceExhaustedError(fmt::format(
         "environment '{}': dlopen of '{}' failed: {}; the static TLS block is full — a module "
@@ -292,6 +306,26 @@ absl::Status InspectionFailed(const absl::Status& why, std::string_view environm
 
 }  // namespace
 
+namespace loader_internal {
+
+ExportClasses ClassifyExports(const elf::SharedObject& library) {
+  ExportClasses classes;
+  for (const elf::DynamicSymbol& symbol : library.exports) {
+    if (symbol.binding == STB_GNU_UNIQUE) {
+      classes.gnu_unique.push_back(symbol.name);
+    } else if (symbol.name.starts_with(MODGRAPH_ALIAS_PREFIX) && symbol.type == STT_OBJECT &&
+               symbol.size == sizeof(void*)) {
+      classes.descriptor_aliases.push_back(symbol.name);
+    } else {
+      classes.interposable.push_back(symbol.name);
+    }
+  }
+  std::sort(classes.interposable.begin(), classes.interposable.end());
+  return classes;
+}
+
+}  // namespace loader_internal
+
 std::vector<std::string> FindGnuUniqueSymbols(const fs::path& path) {
   const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
@@ -303,7 +337,7 @@ std::vector<std::string> FindGnuUniqueSymbols(const fs::path& path) {
       ReadAt(fd.get(), static_cast<std::size_t>(st.st_size), 0, path);
   if (!bytes.ok()) return {};
   absl::StatusOr<elf::SharedObject> so = elf::InspectSharedObject(*bytes);
-  return so.ok() ? so->GnuUniqueNames() : std::vector<std::string>{};
+  return so.ok() ? loader_internal::ClassifyExports(*so).gnu_unique : std::vector<std::string>{};
 }
 
 LoadedLibrary::~LoadedLibrary() {
@@ -396,6 +430,9 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
 
   // The root: open it once; everything below is reached through this descriptor.
   const UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (root_fd.get() < 0 && (errno == EMFILE || errno == ENFILE)) {
+    return OutOfDescriptors(env, source);
+  }
   if (root_fd.get() < 0) {
     return absl::NotFoundError(fmt::format(
         "environment '{}': library '{}' not found: module root '{}' cannot be opened ({}); build "
@@ -430,6 +467,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   const UniqueFd fd(OpenBeneath(root_fd.get(), file, O_RDONLY));
   if (fd.get() < 0) {
     const int error = errno;
+    if (error == EMFILE || error == ENFILE) return OutOfDescriptors(env, source);
     if (error == ENOENT || error == ENOTDIR) {
       return absl::NotFoundError(fmt::format(
           "environment '{}': library '{}' not found; build the module or fix the topology's "
@@ -457,6 +495,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
     return ok;
   }
 
+  if (options_.after_checks_for_test) options_.after_checks_for_test(source);
   // Decide on the header alone whether this is ELF at all.
   absl::StatusOr<std::string> header = ReadAt(fd.get(), elf::kHeaderSize, 0, source);
   if (!header.ok()) return header.status();
@@ -479,25 +518,17 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   if (!inspected.ok()) return InspectionFailed(inspected.status(), env, source);
   const elf::SharedObject& so = *inspected;
 
+  const loader_internal::ExportClasses exports = loader_internal::ClassifyExports(so);
+  const std::vector<std::string>& aliases = exports.descriptor_aliases;
   // The dynamic linker binds GNU unique symbols across every copy of a library:
   // the copies would silently share that state, so they would not be instances.
-  const std::vector<std::string> unique = so.GnuUniqueNames();
-  if (options_.copy_mode != CopyMode::kNone && !options_.allow_gnu_unique && !unique.empty()) {
+  if (options_.copy_mode != CopyMode::kNone && !options_.allow_gnu_unique &&
+      !exports.gnu_unique.empty()) {
     return absl::FailedPreconditionError(fmt::format(
         "environment '{}': '{}' has {} GNU unique symbol(s) (first: {}) that every copy "
         "would share, merging the instances' state; build it with modgraph_add_module() "
         "(-fvisibility=hidden -fvisibility-inlines-hidden -fno-gnu-unique)",
-        env, source.string(), unique.size(), unique.front()));
-  }
-  std::vector<std::string> aliases;
-  std::vector<std::string> interposable;
-  for (const elf::DynamicSymbol& symbol : so.exports) {
-    if (symbol.name.starts_with(MODGRAPH_ALIAS_PREFIX) && symbol.type == STT_OBJECT &&
-        symbol.size == sizeof(void*)) {
-      aliases.push_back(symbol.name);
-    } else if (symbol.binding != STB_GNU_UNIQUE) {
-      interposable.push_back(symbol.name);
-    }
+        env, source.string(), exports.gnu_unique.size(), exports.gnu_unique.front()));
   }
   if (aliases.empty()) {
     return absl::InvalidArgumentError(fmt::format(
@@ -509,8 +540,8 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   // host or an earlier library already made global: the copy would then share
   // that object (or run that code) instead of its own.
   if (options_.copy_mode != CopyMode::kNone && !options_.allow_interposable_exports &&
-      !interposable.empty()) {
-    std::sort(interposable.begin(), interposable.end());
+      !exports.interposable.empty()) {
+    const std::vector<std::string>& interposable = exports.interposable;
     const std::size_t shown = std::min<std::size_t>(interposable.size(), 5);
     return absl::FailedPreconditionError(fmt::format(
         "environment '{}': '{}' exports {} symbol(s) besides its module descriptors ({}{}); the "
@@ -547,15 +578,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
       loaded->memfd_ = ::memfd_create(name.c_str(), MFD_CLOEXEC);
       if (loaded->memfd_ < 0) {
         const int error = errno;
-        struct rlimit limit {};
-        ::getrlimit(RLIMIT_NOFILE, &limit);
-        if (error == EMFILE || error == ENFILE) {
-          return absl::ResourceExhaustedError(fmt::format(
-              "environment '{}': cannot make a memfd copy of '{}': out of file descriptors (each "
-              "memfd copy keeps one open; the limit is {}); raise it with `ulimit -n`, or use "
-              "temp-file copies",
-              env, source.string(), limit.rlim_cur));
-        }
+        if (error == EMFILE || error == ENFILE) return OutOfDescriptors(env, source);
         return absl::ErrnoToStatus(error, "memfd_create");
       }
       loaded->loaded_path_ = fmt::format("/proc/self/fd/{}", loaded->memfd_);
@@ -598,8 +621,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
           env, source.string(), alias, descriptor == nullptr ? 0 : descriptor->abi_version,
           MODGRAPH_ABI_VERSION));
     }
-    if (descriptor->descriptor_size < sizeof(modgraph_module_descriptor) ||
-        descriptor->id == nullptr) {
+    if (descriptor->descriptor_size < MODGRAPH_DESCRIPTOR_MIN_SIZE || descriptor->id == nullptr) {
       return absl::FailedPreconditionError(
           fmt::format("environment '{}': '{}' ({}) has a malformed descriptor; rebuild it with "
                       "MODGRAPH_MODULE",

@@ -1,6 +1,9 @@
 // The instance registry; see registry.h.
 #include "modgraph/registry/registry.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <atomic>
 
@@ -40,7 +43,8 @@ void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_
   const std::string provider = record.module;
   entry.record = std::move(record);
   entries_.insert_or_assign(entry.record.instance, std::move(entry));
-  for (const std::string& target : targets) DeclareProvider(provider, target);
+  const std::string declared_by = fmt::format("provides_for of {}", entry.record.instance);
+  for (const std::string& target : targets) DeclareProvider(provider, target, declared_by);
 }
 
 void Registry::MarkRegistered(std::string_view instance, std::string_view slot,
@@ -83,7 +87,11 @@ void Registry::RemoveInstance(std::string_view instance) {
   entries_.erase(it);
 }
 
-void Registry::DeclareProvider(std::string_view provider_module, std::string_view target_module) {
+void Registry::DeclareProvider(std::string_view provider_module, std::string_view target_module,
+                               std::string_view declared_by) {
+  if (!declared_by.empty()) {
+    declared_by_[{std::string(target_module), std::string(provider_module)}].emplace(declared_by);
+  }
   auto [it, inserted] = providers_[std::string(target_module)].insert(std::string(provider_module));
   if (inserted) RefreshFixingProviders(target_module);
 }
@@ -112,6 +120,25 @@ std::vector<std::string> Registry::ProvidersFor(std::string_view module) const {
   auto it = providers_.find(module);
   if (it == providers_.end()) return {};
   return {it->second.begin(), it->second.end()};
+}
+
+std::vector<DanglingProvider> Registry::DanglingProviders() const {
+  std::set<std::string_view> loaded;
+  for (const auto& [name, entry] : entries_) loaded.insert(entry.record.module);
+  std::vector<DanglingProvider> dangling;
+  for (const auto& [target, providers] : providers_) {
+    if (loaded.contains(target)) continue;
+    for (const std::string& provider : providers) {
+      auto sources = declared_by_.find({target, provider});
+      dangling.push_back(
+          {.provider = provider,
+           .target = target,
+           .declared_by = sources == declared_by_.end()
+                              ? std::string("a provider declaration")
+                              : fmt::format("{}", fmt::join(sources->second, ", "))});
+    }
+  }
+  return dangling;
 }
 
 std::vector<Finding> Registry::Findings() const {

@@ -146,6 +146,66 @@ TEST_F(CliTest, AThrowingStaticInitialiserIsExitTwoNamingTheModuleNotACrash) {
   EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"node#head"}));
 }
 
+// The inputs that crashed `modgraph doctor` (section-header bounds wrapping
+// around 2^64): a load error, exit 2, the file named; the rest still reported.
+TEST_F(CliTest, AMalformedModuleFileIsALoadErrorNotACrash) {
+  const fs::path root = dir_ / "roots";
+  fs::create_directory(root);
+  for (const char* name : {"section-headers-wrap", "dynsym-size-wraps", "dynsym-offset-wraps"}) {
+    fs::copy_file(fs::path(MODGRAPH_TEST_MALFORMED_DIR) / (std::string(name) + ".so"),
+                  root / (std::string(name) + ".so"));
+    const fs::path file = dir_ / "crash.toml";
+    std::ofstream(file, std::ios::trunc)
+        << "name = \"crash\"\n[[environments]]\nname = \"crash\"\nmodule_roots = [\""
+        << root.string() << "\"]\nentries = [\"" << name << "\"]\n"
+        << "[[environments]]\nname = \"good\"\nmodule_roots = [\"" << MODGRAPH_TEST_MODULE_DIR
+        << "\"]\nentries = [\"head\"]\n";
+    const ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+    EXPECT_EQ(run.exit_code, 2) << name << run.err;
+    EXPECT_NE(run.err.find((root / (std::string(name) + ".so")).string()), std::string::npos)
+        << run.err;
+    EXPECT_NE(run.err.find("not a loadable module library"), std::string::npos) << run.err;
+    EXPECT_NE(run.out.find("environment good"), std::string::npos) << run.out;
+  }
+}
+
+TEST_F(CliTest, AWritableModuleRootIsRefusedUnlessTheOwnerAllowsIt) {
+  const fs::path root = dir_ / "shared-modules";
+  fs::create_directory(root);
+  fs::copy_file(fs::path(MODGRAPH_TEST_MODULE_DIR) / "head.so", root / "head.so");
+  fs::permissions(root, fs::perms(0777));
+  const fs::path file = dir_ / "shared.toml";
+  std::ofstream(file) << "name = \"shared\"\n[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << root.string() << "\"]\nentries = [\"head\"]\n";
+  ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("chmod go-w " + root.string()), std::string::npos) << run.err;
+  run = Modgraph("doctor --allow-writable-module-paths --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.err;  // loaded: head alone has an unregistered slot
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos) << run.out;
+  run = Modgraph("show --allow-writable-module-paths --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos) << run.out;
+}
+
+TEST_F(CliTest, AProviderDeclaredForAModuleNobodyLoadsIsAFinding) {
+  const fs::path file = dir_ / "typo.toml";
+  std::ofstream(file) << "name = \"typo\"\n[providers]\nhaed = [\"head-state\"]\n"
+                         "[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_MODULE_DIR << "\"]\nentries = [\"head\", \"head-state\"]\n";
+  ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("provider head-state is declared for module haed ([providers] of " +
+                         file.string() + "), but no environment loads haed"),
+            std::string::npos)
+      << run.out;
+  run = Modgraph("doctor --format json --topology '" + file.string() + "'");
+  const nlohmann::json json = nlohmann::json::parse(run.out);
+  ASSERT_EQ(json["dangling_providers"].size(), 1u);
+  EXPECT_EQ(json["dangling_providers"][0]["target"], "haed");
+  EXPECT_EQ(json["summary"]["status"], "findings");
+}
+
 TEST_F(CliTest, UsageErrorsExitTwoAndSayWhatToDo) {
   ToolRun run = Modgraph("doctor --policy sometimes");
   EXPECT_EQ(run.exit_code, 2);
@@ -182,12 +242,23 @@ TEST_F(CliTest, ProbeReproducesTheLeakUnderWarnOnlyAndMinimisesIt) {
       << warn.out;
   EXPECT_NE(warn.out.find("minimal reproducing set (2 request(s), seed 3)"), std::string::npos)
       << warn.out;
+  // The module-state audit finds head's default from memory alone.
+  EXPECT_NE(warn.out.find("module state written by two or more requests: 1 (audited 15 module "
+                          "copies"),
+            std::string::npos)
+      << warn.out;
+  EXPECT_NE(warn.out.find("environment ssr, ssr#head: modgraph::modules::(anonymous "
+                          "namespace)::g_ssr_head_children (.bss, 24 bytes"),
+            std::string::npos)
+      << warn.out;
   // Same seed, same run.
   EXPECT_EQ(Modgraph("probe --topology dev --policy warn --requests 15 --seed 3").out, warn.out);
   for (const char* clean : {"probe --topology dev --policy auto", "probe --topology prod"}) {
     const ToolRun run = Modgraph(clean);
     EXPECT_EQ(run.exit_code, 0) << clean << run.out << run.err;
     EXPECT_NE(run.out.find("no leak"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("module state written by two or more requests: 0"), std::string::npos)
+        << run.out;
   }
 }
 

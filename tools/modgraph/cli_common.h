@@ -26,9 +26,12 @@ using report::kExitFindings;
 struct TopologyOptions {
   std::string topology = "dev";
   std::string policy;  // empty: keep the topology's policies
+  // --allow-writable-module-paths: accept module roots and files that group or
+  // others may write, when the running user owns them (docs/loader.md).
+  bool allow_writable_module_paths = false;
 };
 
-// Adds --topology/-t and --policy/-p to `command`.
+// Adds --topology/-t, --policy/-p and --allow-writable-module-paths to `command`.
 void AddTopologyOptions(CLI::App& command, TopologyOptions& options);
 
 // A topology that was created and had its entries loaded; `errors` are the

@@ -23,7 +23,7 @@ std::string StateLocation(const Instance& instance) {
   return instance.library().loaded_path().string();
 }
 
-int Show(const std::vector<std::string>& topologies) {
+int Show(const std::vector<std::string>& topologies, bool allow_writable_module_paths) {
   int exit_code = kExitClean;
   for (const std::string& name : topologies) {
     absl::StatusOr<TopologySpec> spec = ResolveTopology(name);
@@ -33,7 +33,8 @@ int Show(const std::vector<std::string>& topologies) {
       continue;
     }
     OverridePreflight(*spec, Preflight::kAlways);
-    absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
+    absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(
+        *std::move(spec), {.allow_writable_module_paths = allow_writable_module_paths});
     if (!topology.ok()) {
       PrintError(topology.status());
       exit_code = kExitError;
@@ -72,13 +73,17 @@ int Show(const std::vector<std::string>& topologies) {
 
 void AddShowCommand(CLI::App& app, int& exit_code) {
   auto topologies = std::make_shared<std::vector<std::string>>();
+  auto allow_writable = std::make_shared<bool>(false);
   CLI::App* command = app.add_subcommand(
       "show", "Load topologies and print each environment's instances and where their state lives");
   command
       ->add_option("-t,--topology", *topologies, "dev, prod or a topology .toml file (repeatable)")
       ->default_val(std::vector<std::string>{"dev", "prod"});
+  command->add_flag("--allow-writable-module-paths", *allow_writable,
+                    "load module files and roots that group or others may write, if you own them");
   command->footer("Exit status: 0 loaded, 2 a topology or module failed to load.");
-  command->callback([topologies, &exit_code] { exit_code = Show(*topologies); });
+  command->callback(
+      [topologies, allow_writable, &exit_code] { exit_code = Show(*topologies, *allow_writable); });
 }
 
 }  // namespace modgraph::tools

@@ -52,6 +52,10 @@ nlohmann::ordered_json RenderJson(const Report& report) {
       item["registered_at"] = at.empty() ? ordered_json(nullptr) : ordered_json(at);
       slots.push_back(std::move(item));
     }
+    ordered_json shared = ordered_json::array();
+    for (const SharedStateRecord& state : instance.shared_state) {
+      shared.push_back({{"name", state.name}, {"size", state.size}, {"reason", state.reason}});
+    }
     instances.push_back({{"instance", instance.instance},
                          {"environment", instance.environment},
                          {"module", instance.module},
@@ -60,6 +64,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                          {"imports", instance.imports},
                          {"provides_for", instance.provides_for},
                          {"slots", std::move(slots)},
+                         {"shared_state", std::move(shared)},
                          {"has_findings", HasFindings(report, instance.instance)}});
   }
   out["instances"] = std::move(instances);
@@ -74,6 +79,12 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                         {"fixing_providers", finding.fixing_providers}});
   }
   out["findings"] = std::move(findings);
+  ordered_json dangling = ordered_json::array();
+  for (const DanglingProvider& d : report.dangling_providers) {
+    dangling.push_back(
+        {{"provider", d.provider}, {"target", d.target}, {"declared_by", d.declared_by}});
+  }
+  out["dangling_providers"] = std::move(dangling);
   out["errors"] = report.errors;
   ordered_json retired = ordered_json::array();
   for (const RetiredReport& r : report.retired) {
@@ -96,6 +107,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                     {"findings", s.findings},
                     {"instances_with_findings", s.instances_with_findings},
                     {"environments_with_findings", s.environments_with_findings},
+                    {"dangling_providers", s.dangling_providers},
                     {"errors", s.errors}};
   return out;
 }

@@ -110,6 +110,10 @@ class LibraryLoader {
     // others may write, as long as the running user owns them (a shared build
     // tree on a single-user machine). Off: such paths are refused.
     bool allow_writable_module_paths = false;
+    // Tests only: runs after the file has been opened and its owner and mode
+    // checked, before its bytes are read — where a swap of the file by name
+    // would have to happen to change what loads.
+    std::function<void(const std::filesystem::path& file)> after_checks_for_test;
   };
 
   LibraryLoader();

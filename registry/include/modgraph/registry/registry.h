@@ -41,6 +41,14 @@ struct SlotRecord {
   std::chrono::system_clock::time_point registered_at{};
 };
 
+// Module-level state the module declares it shares between requests on purpose
+// (MODGRAPH_SHARED_STATE in its descriptor); the module-state audit skips it.
+struct SharedStateRecord {
+  std::string name;  // as declared, e.g. "g_entries"
+  std::uint64_t size = 0;
+  std::string reason;
+};
+
 struct InstanceRecord {
   std::string environment;
   std::string module;
@@ -50,6 +58,7 @@ struct InstanceRecord {
   std::vector<std::string> imports;       // instance names
   std::vector<std::string> provides_for;  // module ids
   std::vector<SlotRecord> slots;
+  std::vector<SharedStateRecord> shared_state;
 };
 
 // One slot still on its module-level default.
@@ -60,6 +69,14 @@ struct Finding {
   std::string slot;
   std::vector<std::string> registered_twins;  // same module, same slot, registered elsewhere
   std::vector<std::string> fixing_providers;  // modules declaring they provide for `module`
+};
+
+// A provider declaration whose target module no environment loads — a typo,
+// or a leftover: the provider would never register anything.
+struct DanglingProvider {
+  std::string provider;     // module id
+  std::string target;       // module id that no environment loads
+  std::string declared_by;  // "[providers] of app.toml", "provides_for of node#x-state"
 };
 
 class Registry {
@@ -82,7 +99,9 @@ class Registry {
   // The instance is being unloaded.
   void RemoveInstance(std::string_view instance);
   // Adds to the provider catalog (the topology's [providers] table).
-  void DeclareProvider(std::string_view provider_module, std::string_view target_module);
+  // `declared_by` says where the declaration came from, for reports.
+  void DeclareProvider(std::string_view provider_module, std::string_view target_module,
+                       std::string_view declared_by = {});
 
   std::vector<InstanceRecord> instances() const;
   std::optional<InstanceRecord> Find(std::string_view instance) const;
@@ -91,6 +110,9 @@ class Registry {
   // Every slot still on its default, with twins and fixing providers; sorted by
   // instance then slot.
   std::vector<Finding> Findings() const;
+  // Provider declarations whose target module has no instance in any
+  // environment; sorted by target, then provider.
+  std::vector<DanglingProvider> DanglingProviders() const;
 
  private:
   struct Entry {
@@ -102,6 +124,8 @@ class Registry {
   Sentinel& sentinel_;
   std::map<std::string, Entry, std::less<>> entries_;
   std::map<std::string, std::set<std::string>, std::less<>> providers_;  // target → providers
+  // (target, provider) → where each declaration came from
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> declared_by_;
 };
 
 }  // namespace modgraph

@@ -71,10 +71,6 @@ struct SharedObject {
   // static TLS block, which glibc cannot grow after start-up.
   std::uint64_t tls_size = 0;
   bool own_static_tls = false;
-
-  std::vector<std::string> ExportNames() const;
-  // Names of exports with STB_GNU_UNIQUE binding (shared by every copy).
-  std::vector<std::string> GnuUniqueNames() const;
 };
 
 // Inspects a whole shared-object image (the file's bytes). Checks that it is a

@@ -49,6 +49,7 @@ struct Summary {
   int findings = 0;  // slots on the module-level default
   int instances_with_findings = 0;
   int environments_with_findings = 0;
+  int dangling_providers = 0;  // provider declarations whose target nobody loads
   int errors = 0;
 };
 
@@ -66,6 +67,8 @@ struct Report {
   std::vector<InstanceRecord> instances;
   // Sorted like `instances`, then by slot.
   std::vector<Finding> findings;
+  // Provider declarations that point at a module no environment loads: findings too.
+  std::vector<DanglingProvider> dangling_providers;
   // Load errors (an environment or a provider that failed), as messages.
   std::vector<std::string> errors;
   // Retired copies still mapped, in topology order (informational: they do
@@ -81,7 +84,8 @@ Report BuildReport(const Topology& topology, const std::vector<absl::Status>& er
 // after editing a report by hand.
 void Summarize(Report& report);
 
-// kExitError if there are errors, else kExitFindings if there are findings,
+// kExitError if there are errors, else kExitFindings if there are findings
+// (slots without registration, or provider declarations pointing nowhere),
 // else kExitClean.
 int ExitCode(const Report& report);
 
