@@ -1,7 +1,12 @@
 // modgraph serve: the plugin server on loopback — the example's pages rendered
 // through the topology's pages environment, one unified request scope each.
 #include <fmt/format.h>
+#include <pthread.h>
 
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -15,6 +20,9 @@
 namespace modgraph::tools {
 namespace {
 
+// Exit status of a stop that had to cancel or abandon in-flight requests.
+constexpr int kExitCutShort = 1;
+
 struct ServeOptions {
   TopologyOptions topology;
   std::string mode;
@@ -22,9 +30,41 @@ struct ServeOptions {
   int threads = 1;
   bool no_context = false;
   int barrier = 0;
+  server::HttpServer::Options limits;  // the timeouts and the connection cap
 };
 
+// "75s", "500ms", "2m": the shortest exact spelling of a duration.
+std::string FormatDuration(std::chrono::milliseconds d) {
+  const std::int64_t ms = d.count();
+  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+// --<flag> DURATION: a whole number with a unit (ms, s or m), from 1 ms to 1 day.
+void AddDurationOption(CLI::App& command, const std::string& flag, std::chrono::milliseconds& value,
+                       const std::string& help) {
+  static const std::map<std::string, std::int64_t> kUnits = {{"ms", 1}, {"s", 1000}, {"m", 60'000}};
+  command
+      .add_option_function<std::int64_t>(
+          flag, [&value](std::int64_t ms) { value = std::chrono::milliseconds(ms); }, help)
+      ->transform(CLI::AsNumberWithUnit(kUnits, CLI::AsNumberWithUnit::UNIT_REQUIRED, "UNIT"))
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86'400'000}))
+      ->type_name("DURATION")
+      ->default_str(FormatDuration(value));
+}
+
 int RunServe(const ServeOptions& options) {
+  // Until ServeUntilSignal takes over, SIGINT/SIGTERM wait: a signal during
+  // loading then stops the server as soon as it serves (copies removed, exit 0)
+  // instead of killing it half-loaded. Threads started from here on (io
+  // threads, threads modules start) inherit the block, so signals reach the
+  // serving thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   TopologyOptions topology_options = options.topology;
   if (!options.mode.empty()) topology_options.topology = options.mode;
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(topology_options);
@@ -46,11 +86,12 @@ int RunServe(const ServeOptions& options) {
   if (options.barrier > 0) barrier = std::make_shared<testing::ArrivalBarrier>(options.barrier);
   server::PageHost::WorkFactory work = server::PageHost::YieldOnce;
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
+  server::HttpServer::Options server_options = options.limits;
+  server_options.port = static_cast<std::uint16_t>(options.port);
+  server_options.threads = options.threads;
+  server_options.context_enabled = !options.no_context;
   absl::StatusOr<std::unique_ptr<server::HttpServer>> server =
-      server::HttpServer::Start({.port = static_cast<std::uint16_t>(options.port),
-                                 .threads = options.threads,
-                                 .context_enabled = !options.no_context},
-                                (*pages)->MakeRouter(std::move(work)));
+      server::HttpServer::Start(server_options, (*pages)->MakeRouter(std::move(work)));
   if (!server.ok()) {
     PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
@@ -63,18 +104,30 @@ int RunServe(const ServeOptions& options) {
     for (const std::string& route : (*pages)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
     }
-    fmt::print("Ctrl-C stops.\n");
+    const server::HttpServer::Options& o = (*server)->options();
+    fmt::print(
+        "limits: {} connections, idle {}, headers {}, body {}, write {}, drain {} after a stop\n",
+        (*server)->connection_limit(), FormatDuration(o.idle_timeout),
+        FormatDuration(o.header_timeout), FormatDuration(o.body_timeout),
+        FormatDuration(o.write_timeout), FormatDuration(o.drain_timeout));
+    fmt::print("Ctrl-C stops. (A second Ctrl-C stops at once.)\n");
     std::fflush(stdout);
   });
   const Sentinel& sentinel = Sentinel::Global();
+  const std::uint64_t cancelled = (*server)->requests_cancelled();
+  const std::uint64_t abandoned = (*server)->requests_abandoned();
+  std::string cut_short;
+  if (cancelled > 0) cut_short += fmt::format("; {} cancelled at the drain deadline", cancelled);
+  if (abandoned > 0) cut_short += fmt::format("; {} abandoned", abandoned);
   fmt::print(
-      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s)\n",
-      (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count());
+      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s){}\n",
+      (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count(),
+      cut_short);
   if (!served.ok()) {
     PrintError(served);
     return kExitError;
   }
-  return kExitClean;
+  return cut_short.empty() ? kExitClean : kExitCutShort;
 }
 
 }  // namespace
@@ -101,9 +154,29 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                    "every request waits until this many requests arrived (a reproducible "
                    "concurrent burst)")
       ->check(CLI::Range(0, 100000));
+  command
+      ->add_option("--max-connections", options->limits.max_connections,
+                   "open connections at most; at the cap the longest-idle connection is closed "
+                   "for a new one, or the new one gets 503 (lowered to fit RLIMIT_NOFILE)")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  AddDurationOption(*command, "--idle-timeout", options->limits.idle_timeout,
+                    "close a keep-alive connection idle this long (e.g. 75s, 500ms)");
+  AddDurationOption(*command, "--header-timeout", options->limits.header_timeout,
+                    "a request line and headers must arrive within this, else 408 and close");
+  AddDurationOption(*command, "--body-timeout", options->limits.body_timeout,
+                    "a request body must arrive within this, else 408 and close");
+  AddDurationOption(*command, "--write-timeout", options->limits.write_timeout,
+                    "close a connection whose response is not written within this");
+  AddDurationOption(*command, "--drain-timeout", options->limits.drain_timeout,
+                    "after SIGINT/SIGTERM, in-flight requests still running this long are "
+                    "cancelled (503); a second signal stops at once");
   command->footer(
-      "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 2 "
-      "error.");
+      "Limits: docs/server.md compares the defaults with nginx, Envoy and Node. ?delay_ms= is "
+      "bounded to 0..60000.\n"
+      "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 1 "
+      "when requests had to be cancelled at the drain deadline or abandoned by a second signal, "
+      "2 error.");
   command->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }
 
