@@ -7,6 +7,10 @@
 # modgraph_add_bundle(<target> OUTPUT_NAME <name> MODULES <module targets...>)
 #   Compiles the sources of several modules into one library: the prod bundle.
 set(MODGRAPH_MODULE_FLAGS -fvisibility=hidden -fvisibility-inlines-hidden -fno-gnu-unique)
+# Exports only the descriptors: hidden visibility does not cover symbols that
+# headers give default visibility (libstdc++'s namespace std, Boost.Asio's
+# template statics), and the loader refuses modules that export them.
+set(MODGRAPH_MODULE_VERSION_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/modgraph_module.map)
 
 function(_modgraph_module_common target)
   set_target_properties(${target} PROPERTIES PREFIX "" CXX_VISIBILITY_PRESET hidden
@@ -14,7 +18,9 @@ function(_modgraph_module_common target)
   target_compile_options(${target} PRIVATE ${MODGRAPH_MODULE_FLAGS})
   # Header-only fmt: a module links nothing but the core library.
   target_link_libraries(${target} PRIVATE modgraph::core fmt::fmt-header-only)
-  target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  target_link_options(${target} PRIVATE -Wl,--no-undefined
+    -Wl,--version-script=${MODGRAPH_MODULE_VERSION_SCRIPT})
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${MODGRAPH_MODULE_VERSION_SCRIPT})
   modgraph_target_warnings(${target})
 endfunction()
 

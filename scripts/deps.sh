@@ -7,8 +7,10 @@ packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev            # Boost.DLL, Asio, Beast (headers)
   libabsl-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libelf-dev                  # elfutils' libelf: inspecting module files before loading them
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  clang-14 libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer targets with ASan + UBSan
   wrk                         # bench/server: requests/s over loopback
   graphviz python3            # tests: DOT through `dot -Tsvg`, PNG checks of screenshots
   chromium                    # tests: the HTML report in headless Chromium

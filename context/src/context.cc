@@ -43,7 +43,10 @@ ContextRep* allocate_child(ContextRep* parent, std::uint32_t size) {
 
 std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t align,
                            const char* type_name) {
-  return key_registry().register_name(name, size, align, type_name);
+  // The caller is Key's constructor, compiled into the module (or host) that
+  // declares the key: its address names the object file in the records.
+  return key_registry().register_name(name, size, align, type_name,
+                                      __builtin_extract_return_addr(__builtin_return_address(0)));
 }
 
 ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box) {

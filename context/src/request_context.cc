@@ -8,8 +8,12 @@
 
 namespace modgraph {
 namespace context_internal {
+namespace {
+std::atomic<std::size_t> g_requests_in_flight{0};
+}  // namespace
 
 RequestState::~RequestState() {
+  g_requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
   for (std::uint32_t i = kMaxStateKinds; i-- > 0;) {
     delete states[i].load(std::memory_order_acquire);
   }
@@ -17,19 +21,34 @@ RequestState::~RequestState() {
 
 std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
                                   const char* type_name) {
-  if (name.empty()) throw std::logic_error("modgraph: a state kind needs a non-empty name");
   static auto* registry = new NamedRegistry("state kind", kMaxStateKinds);
-  return registry->register_name(name, size, align, type_name);
+  // The caller is StateKind's constructor, compiled into the declaring module.
+  return registry->register_name(name, size, align, type_name,
+                                 __builtin_extract_return_addr(__builtin_return_address(0)),
+                                 /*anonymous_allowed=*/false);
 }
 
 }  // namespace context_internal
 
 namespace {
 
-// The current request generation: every new request holds a reference to it.
+// One request generation. Each generation holds the next one, so a generation
+// stays alive while any request of it *or of an earlier generation* lives: a
+// library retired at seal k may be used by every request that started before
+// seal k, not only by those of generation k.
+struct Generation {
+  ~Generation() {
+    // Unlink iteratively: a long request can pin a chain of thousands of
+    // generations, and releasing it must not recurse once per link.
+    std::shared_ptr<Generation> link = std::move(next);
+    while (link != nullptr && link.use_count() == 1) link = std::move(link->next);
+  }
+  std::shared_ptr<Generation> next;  // set once, when this generation is sealed
+};
+
 struct Generations {
   std::mutex mutex;
-  std::shared_ptr<const void> current = std::make_shared<int>(0);
+  std::shared_ptr<Generation> current = std::make_shared<Generation>();
 };
 
 Generations& TheGenerations() {
@@ -37,20 +56,21 @@ Generations& TheGenerations() {
   return *generations;
 }
 
-std::shared_ptr<const void> JoinCurrentGeneration() {
+}  // namespace
+
+std::shared_ptr<const void> HoldRequestGeneration() {
   Generations& generations = TheGenerations();
   std::lock_guard lock(generations.mutex);
   return generations.current;
 }
 
-}  // namespace
-
 std::weak_ptr<const void> SealRequestGeneration() {
   Generations& generations = TheGenerations();
   std::lock_guard lock(generations.mutex);
-  std::weak_ptr<const void> previous = generations.current;
-  generations.current = std::make_shared<int>(0);
-  return previous;
+  std::shared_ptr<Generation> sealed = std::move(generations.current);
+  sealed->next = std::make_shared<Generation>();
+  generations.current = sealed->next;
+  return sealed;
 }
 
 RequestContext RequestContext::create(std::uint64_t id) {
@@ -58,9 +78,14 @@ RequestContext RequestContext::create(std::uint64_t id) {
     throw std::invalid_argument("modgraph: request id 0 is reserved for 'no request scope'");
   }
   auto* state = new context_internal::RequestState(id);
-  state->generation = JoinCurrentGeneration();
+  context_internal::g_requests_in_flight.fetch_add(1, std::memory_order_relaxed);
+  state->generation = HoldRequestGeneration();
   return RequestContext(
       Context(context_internal::make_request_root(context_internal::tls_current, state, id)));
+}
+
+std::size_t RequestsInFlight() noexcept {
+  return context_internal::g_requests_in_flight.load(std::memory_order_relaxed);
 }
 
 std::uint64_t NextRequestId() noexcept {

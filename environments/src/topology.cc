@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "modgraph/loader/module_id.h"
+
 namespace modgraph {
 namespace fs = std::filesystem;
 namespace {
@@ -68,6 +70,22 @@ absl::StatusOr<std::vector<std::string>> StringList(const toml::table& table, st
   return out;
 }
 
+// A list of module ids: each checked against the id grammar, and the error
+// points at the offending item.
+absl::StatusOr<std::vector<std::string>> ModuleIdList(const toml::table& table,
+                                                      std::string_view key, std::string_view origin,
+                                                      std::string_view what) {
+  absl::StatusOr<std::vector<std::string>> ids = StringList(table, key, origin, what);
+  if (!ids.ok()) return ids;
+  const toml::array* items = table.get(key) != nullptr ? table.get(key)->as_array() : nullptr;
+  for (std::size_t i = 0; i < ids->size(); ++i) {
+    const std::string where =
+        fmt::format("{}, '{}' in {}", Where(*items->get(i), origin), key, what);
+    if (absl::Status valid = ValidateModuleId((*ids)[i], where); !valid.ok()) return valid;
+  }
+  return ids;
+}
+
 absl::StatusOr<std::optional<Policy>> PolicyOf(const toml::table& table, std::string_view origin,
                                                std::string_view what) {
   const toml::node* node = table.get("policy");
@@ -79,6 +97,20 @@ absl::StatusOr<std::optional<Policy>> PolicyOf(const toml::table& table, std::st
         "{}: 'policy' in {} must be \"warn\", \"strict\" or \"auto\"", Where(*node, origin), what));
   }
   return policy;
+}
+
+absl::StatusOr<std::optional<Preflight>> PreflightOf(const toml::table& table,
+                                                     std::string_view origin,
+                                                     std::string_view what) {
+  const toml::node* node = table.get("preflight");
+  if (node == nullptr) return std::optional<Preflight>();
+  const std::optional<std::string_view> text = node->value<std::string_view>();
+  for (Preflight preflight : {Preflight::kOff, Preflight::kReloads, Preflight::kAlways}) {
+    if (text == ToString(preflight)) return std::optional<Preflight>(preflight);
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("{}: 'preflight' in {} must be \"off\", \"reloads\" or \"always\"",
+                  Where(*node, origin), what));
 }
 
 fs::path Resolve(const fs::path& base_dir, std::string_view text) {
@@ -101,8 +133,9 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   }
   TopologySpec spec;
   spec.origin = std::string(origin);
-  const std::set<std::string_view> top_keys = {
-      "name", "environments", "policy", "deployment_id", "build_id", "providers", "server"};
+  const std::set<std::string_view> top_keys = {"name",          "environments", "policy",
+                                               "deployment_id", "build_id",     "providers",
+                                               "server",        "preflight"};
   if (absl::Status s = UnknownKeys(root, top_keys, origin, "the topology"); !s.ok()) return s;
   absl::StatusOr<std::string> name = RequiredString(root, "name", origin, "the topology");
   if (!name.ok()) return name.status();
@@ -114,6 +147,13 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   } else if (parsed->has_value()) {
     policy = **parsed;
   }
+  Preflight preflight = Preflight::kReloads;
+  if (absl::StatusOr<std::optional<Preflight>> parsed = PreflightOf(root, origin, "the topology");
+      !parsed.ok()) {
+    return parsed.status();
+  } else if (parsed->has_value()) {
+    preflight = **parsed;
+  }
   if (const toml::node* providers = root.get("providers")) {
     const toml::table* table = providers->as_table();
     if (table == nullptr) {
@@ -122,8 +162,10 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
                       Where(*providers, origin)));
     }
     for (const auto& [target, node] : *table) {
+      const std::string where = fmt::format("{}, a key of [providers]", Where(node, origin));
+      if (absl::Status valid = ValidateModuleId(target.str(), where); !valid.ok()) return valid;
       absl::StatusOr<std::vector<std::string>> list =
-          StringList(*table, target.str(), origin, "[providers]");
+          ModuleIdList(*table, target.str(), origin, "[providers]");
       if (!list.ok()) return list.status();
       spec.providers[std::string(target.str())] = *std::move(list);
     }
@@ -145,7 +187,7 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       *field = *value;
     }
     absl::StatusOr<std::vector<std::string>> pages =
-        StringList(*table, "pages", origin, "[server]");
+        ModuleIdList(*table, "pages", origin, "[server]");
     if (!pages.ok()) return pages.status();
     spec.server.pages = *std::move(pages);
   }
@@ -170,8 +212,8 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       return absl::InvalidArgumentError(
           fmt::format("{}: each environments entry must be a table", Where(node, origin)));
     }
-    const std::set<std::string_view> env_keys = {"name",   "mode",    "module_roots",
-                                                 "bundle", "entries", "policy"};
+    const std::set<std::string_view> env_keys = {"name",    "mode",   "module_roots", "bundle",
+                                                 "entries", "policy", "preflight"};
     if (absl::Status s = UnknownKeys(*table, env_keys, origin, "an environment"); !s.ok()) return s;
     EnvironmentSpec env;
     absl::StatusOr<std::string> env_name = RequiredString(*table, "name", origin, "an environment");
@@ -218,12 +260,16 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
           fmt::format("{}: {} is isolated but names a bundle; set mode = \"bundled\"",
                       Where(*table, origin), what));
     }
-    absl::StatusOr<std::vector<std::string>> entries = StringList(*table, "entries", origin, what);
+    absl::StatusOr<std::vector<std::string>> entries =
+        ModuleIdList(*table, "entries", origin, what);
     if (!entries.ok()) return entries.status();
     env.entry_modules = *std::move(entries);
     absl::StatusOr<std::optional<Policy>> env_policy = PolicyOf(*table, origin, what);
     if (!env_policy.ok()) return env_policy.status();
     env.policy = env_policy->value_or(policy);
+    absl::StatusOr<std::optional<Preflight>> env_preflight = PreflightOf(*table, origin, what);
+    if (!env_preflight.ok()) return env_preflight.status();
+    env.preflight = env_preflight->value_or(preflight);
     spec.environments.push_back(std::move(env));
   }
   return spec;
@@ -290,11 +336,19 @@ void OverridePolicy(TopologySpec& spec, Policy policy) {
   for (EnvironmentSpec& env : spec.environments) env.policy = policy;
 }
 
+void OverridePreflight(TopologySpec& spec, Preflight preflight) {
+  for (EnvironmentSpec& env : spec.environments) env.preflight = preflight;
+}
+
 // Feeds environment life-cycle events into the registry, with each
 // environment's policy.
-class Topology::RegistryFeed final : public InstanceListener {
+class Topology::RegistryFeed final : public InstanceListener, public ProviderCatalog {
  public:
   explicit RegistryFeed(Topology& topology) : topology_(topology) {}
+
+  std::vector<std::string> ProvidersFor(std::string_view module_id) const override {
+    return topology_.registry_->ProvidersFor(module_id);
+  }
 
   void OnInstanceReady(const Instance& instance) override {
     InstanceRecord record{.environment = instance.environment(),
@@ -309,7 +363,8 @@ class Topology::RegistryFeed final : public InstanceListener {
   }
   void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
                             const Instance& provider) override {
-    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name());
+    topology_.registry_->MarkRegistered(target.name(), slot.name, provider.name(),
+                                        provider.library().loaded_path().string());
   }
   void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
                          const Instance&) override {
@@ -334,8 +389,13 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
   topology->registry_ = std::make_unique<Registry>();
   topology->feed_ = std::make_unique<RegistryFeed>(*topology);
   for (const auto& [target, providers] : spec.providers) {
+    const std::string where =
+        fmt::format("[providers] of topology '{}' ({})", spec.name, spec.origin);
+    if (absl::Status valid = ValidateModuleId(target, where); !valid.ok()) return valid;
     for (const std::string& provider : providers) {
-      topology->registry_->DeclareProvider(provider, target);
+      if (absl::Status valid = ValidateModuleId(provider, where); !valid.ok()) return valid;
+      topology->registry_->DeclareProvider(provider, target,
+                                           fmt::format("[providers] of {}", spec.origin));
     }
   }
   // The deployment id comes from the topology, else the environment variable.
@@ -359,6 +419,7 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                                       std::string(env.status().message())));
     }
     (*env)->set_listener(topology->feed_.get());
+    (*env)->set_provider_catalog(topology->feed_.get());
     topology->environments_.push_back(*std::move(env));
   }
   topology->spec_ = std::move(spec);
@@ -376,28 +437,21 @@ std::vector<absl::Status> Topology::LoadEntries() {
 }
 
 std::vector<absl::Status> Topology::ApplyAutoPolicy() {
+  // Each environment applies auto to what it loads; this pass adds what other
+  // environments taught the catalog since (a provider declared by a descriptor
+  // loaded elsewhere), until nothing changes.
   std::vector<absl::Status> errors;
-  std::set<std::string> failed;  // "env#provider" that failed once: do not retry forever
+  std::set<std::string> failed;  // environments that failed once: do not retry forever
   for (bool changed = true; changed;) {
     changed = false;
     for (const auto& env : environments_) {
-      if (env->spec().policy != Policy::kAuto) continue;
-      const std::vector<Instance*> instances = env->instances();  // Import appends
-      for (const Instance* instance : instances) {
-        for (const std::string& provider : registry_->ProvidersFor(instance->module_id())) {
-          const std::string name = fmt::format("{}#{}", env->name(), provider);
-          if (env->Find(provider) != nullptr || failed.contains(name)) continue;
-          if (absl::StatusOr<Instance*> loaded = env->Import(provider); loaded.ok()) {
-            changed = true;
-          } else {
-            failed.insert(name);
-            errors.push_back(absl::Status(
-                loaded.status().code(),
-                fmt::format("auto policy: cannot load provider '{}' for {} in environment '{}': {}",
-                            provider, instance->name(), env->name(),
-                            std::string(loaded.status().message()))));
-          }
-        }
+      if (env->spec().policy != Policy::kAuto || failed.contains(env->name())) continue;
+      absl::StatusOr<bool> applied = env->ApplyPolicy();
+      if (!applied.ok()) {
+        failed.insert(env->name());
+        errors.push_back(applied.status());
+      } else if (*applied) {
+        changed = true;
       }
     }
   }

@@ -90,4 +90,5 @@ const CacheRuntimeApi kApi{&KeySeed, &CacheKey, &UseCache, &SetRequestDeployment
 
 MODGRAPH_MODULE(cache_runtime, {.id = "cache-runtime",
                                 .api = &modgraph::modules::kApi,
-                                .init = &modgraph::modules::Init});
+                                .init = &modgraph::modules::Init,
+                                .teardown = &::modgraph::sdk::nothing_to_stop});

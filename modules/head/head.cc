@@ -69,4 +69,5 @@ const modgraph_slot_decl kSlots[] = {g_get_ssr_head_children.decl()};
 
 MODGRAPH_MODULE(head, {.id = "head",
                        .slots = modgraph::modules::kSlots,
-                       .api = &modgraph::modules::kHeadApi});
+                       .api = &modgraph::modules::kHeadApi,
+                       .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -2,6 +2,7 @@
 // `head` instance of its own environment, so each request collects its own head.
 #include "modgraph/context/request_context.h"
 #include "modgraph/modules/head.h"
+#include "modgraph/registry/provider.h"
 
 namespace modgraph::modules {
 namespace {
@@ -15,9 +16,11 @@ const StateKind<HeadState> kHeadState{"head"};
 
 const HeadApi* g_head = nullptr;  // this environment's head
 
+// Without a request scope — start-up code, or work that lost its request's
+// context (reported by provider_state) — the module-level default.
 std::vector<std::string>* RequestHeadChildren() {
-  if (HeadState* state = kHeadState.get()) return &state->children;
-  return g_head->module_children();  // outside any request: the module-level default
+  if (HeadState* state = provider_state<GetSsrHeadChildren>(kHeadState)) return &state->children;
+  return g_head->module_children();
 }
 
 void Init(sdk::ModuleContext& context) {
@@ -34,4 +37,5 @@ const char* const kProvidesFor[] = {"head"};
 MODGRAPH_MODULE(head_state, {.id = "head-state",
                              .imports = modgraph::modules::kImports,
                              .provides_for = modgraph::modules::kProvidesFor,
-                             .init = &modgraph::modules::Init});
+                             .init = &modgraph::modules::Init,
+                             .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -88,4 +88,5 @@ const modgraph_slot_decl kSlots[] = {g_get_locale_store.decl(), g_run_with_local
 
 MODGRAPH_MODULE(i18n, {.id = "i18n",
                        .slots = modgraph::modules::kSlots,
-                       .api = &modgraph::modules::kI18nApi});
+                       .api = &modgraph::modules::kI18nApi,
+                       .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -1,6 +1,7 @@
 // The `i18n-state` module: request-context-backed locale accessors for `i18n`.
 #include "modgraph/context/request_context.h"
 #include "modgraph/modules/i18n.h"
+#include "modgraph/registry/provider.h"
 
 namespace modgraph::modules {
 namespace {
@@ -8,9 +9,11 @@ namespace {
 const StateKind<LocaleStore> kLocaleState{"i18n"};
 const I18nApi* g_i18n = nullptr;
 
-// Unified scope first, then a standalone with_locale scope, then the fallback.
+// Unified scope first, then a standalone with_locale scope, then the fallback
+// (start-up code, or work that lost its request's context: reported by
+// provider_state).
 LocaleStore* RequestLocaleStore() {
-  if (LocaleStore* store = kLocaleState.get()) return store;
+  if (LocaleStore* store = provider_state<GetLocaleStore>(kLocaleState)) return store;
   return g_i18n->fallback_store();
 }
 
@@ -46,4 +49,5 @@ const char* const kProvidesFor[] = {"i18n"};
 MODGRAPH_MODULE(i18n_state, {.id = "i18n-state",
                              .imports = modgraph::modules::kImports,
                              .provides_for = modgraph::modules::kProvidesFor,
-                             .init = &modgraph::modules::Init});
+                             .init = &modgraph::modules::Init,
+                             .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -4,12 +4,21 @@
 #include "modgraph/modules/request_store.h"
 
 #include "modgraph/loader/sdk.h"
+#include "modgraph/registry/provider.h"
 
 namespace modgraph::modules {
 namespace {
-RequestStore Store() { return request_store(); }
+// Outside a request the store is a fresh empty one: what work that lost its
+// request's context writes there vanishes, so that is reported.
+RequestStore Store() {
+  static constexpr char kThisCopy = 0;  // names this module copy in the report
+  check_request_scope(&kThisCopy, "request-store", "store");
+  return request_store();
+}
 const RequestStoreApi kApi{&Store};
 }  // namespace
 }  // namespace modgraph::modules
 
-MODGRAPH_MODULE(request_store, {.id = "request-store", .api = &modgraph::modules::kApi});
+MODGRAPH_MODULE(request_store, {.id = "request-store",
+                                .api = &modgraph::modules::kApi,
+                                .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -49,4 +49,5 @@ const modgraph_slot_decl kSlots[] = {g_get_router_state.decl()};
 
 MODGRAPH_MODULE(router, {.id = "router",
                          .slots = modgraph::modules::kSlots,
-                         .api = &modgraph::modules::kRouterApi});
+                         .api = &modgraph::modules::kRouterApi,
+                         .teardown = &::modgraph::sdk::nothing_to_stop});

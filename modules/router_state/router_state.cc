@@ -2,6 +2,7 @@
 // on the `router` instance of its own environment.
 #include "modgraph/context/request_context.h"
 #include "modgraph/modules/router.h"
+#include "modgraph/registry/provider.h"
 
 namespace modgraph::modules {
 namespace {
@@ -9,9 +10,11 @@ namespace {
 const StateKind<RouterState> kRouterState{"router"};
 const RouterApi* g_router = nullptr;
 
+// Without a request scope — start-up code, or work that lost its request's
+// context (reported by provider_state) — the module-level default.
 RouterState* RequestRouterState() {
-  if (RouterState* state = kRouterState.get()) return state;
-  return g_router->module_state();  // outside any request: the module-level default
+  if (RouterState* state = provider_state<GetRouterState>(kRouterState)) return state;
+  return g_router->module_state();
 }
 
 void Init(sdk::ModuleContext& context) {
@@ -28,4 +31,5 @@ const char* const kProvidesFor[] = {"router"};
 MODGRAPH_MODULE(router_state, {.id = "router-state",
                                .imports = modgraph::modules::kImports,
                                .provides_for = modgraph::modules::kProvidesFor,
-                               .init = &modgraph::modules::Init});
+                               .init = &modgraph::modules::Init,
+                               .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -21,4 +21,5 @@ const ServerEntryApi kApi{&Document};
 
 MODGRAPH_MODULE(server_entry, {.id = "server-entry",
                                .imports = modgraph::modules::kImports,
-                               .api = &modgraph::modules::kApi});
+                               .api = &modgraph::modules::kApi,
+                               .teardown = &::modgraph::sdk::nothing_to_stop});

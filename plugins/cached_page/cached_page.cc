@@ -43,4 +43,5 @@ const PageApi kPage{"/cached", &Render};
 MODGRAPH_MODULE(cached_page, {.id = "cached-page",
                               .imports = modgraph::plugins::kImports,
                               .api = &modgraph::plugins::kPage,
-                              .init = &modgraph::plugins::Init});
+                              .init = &modgraph::plugins::Init,
+                              .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -37,4 +37,5 @@ const PageApi kPage{"/concurrent-head", &Render};
 MODGRAPH_MODULE(concurrent_head, {.id = "concurrent-head",
                                   .imports = modgraph::plugins::kImports,
                                   .api = &modgraph::plugins::kPage,
-                                  .init = &modgraph::plugins::Init});
+                                  .init = &modgraph::plugins::Init,
+                                  .teardown = &::modgraph::sdk::nothing_to_stop});

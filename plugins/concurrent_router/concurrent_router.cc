@@ -42,4 +42,5 @@ const PageApi kPage{"/concurrent-router", &Render};
 MODGRAPH_MODULE(concurrent_router, {.id = "concurrent-router",
                                     .imports = modgraph::plugins::kImports,
                                     .api = &modgraph::plugins::kPage,
-                                    .init = &modgraph::plugins::Init});
+                                    .init = &modgraph::plugins::Init,
+                                    .teardown = &::modgraph::sdk::nothing_to_stop});

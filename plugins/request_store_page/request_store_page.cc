@@ -36,4 +36,5 @@ const PageApi kPage{"/request-store", &Render};
 MODGRAPH_MODULE(request_store_page, {.id = "request-store-page",
                                      .imports = modgraph::plugins::kImports,
                                      .api = &modgraph::plugins::kPage,
-                                     .init = &modgraph::plugins::Init});
+                                     .init = &modgraph::plugins::Init,
+                                     .teardown = &::modgraph::sdk::nothing_to_stop});

@@ -1,7 +1,11 @@
 // The instance registry; see registry.h.
 #include "modgraph/registry/registry.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
+#include <atomic>
 
 namespace modgraph {
 
@@ -10,6 +14,7 @@ Registry::Registry(Sentinel& sentinel) : sentinel_(sentinel) {}
 Registry::~Registry() {
   for (const auto& [name, entry] : entries_) {
     for (void* const* key : entry.slot_keys) sentinel_.Unwatch(key);
+    sentinel_.UnwatchInstance(entry.record.library, name);
   }
 }
 
@@ -17,9 +22,11 @@ void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_
   RemoveInstance(record.instance);  // a reload replaces the old record
   Entry entry;
   for (const modgraph_slot_decl& slot : slots) {
-    record.slots.push_back({.slot = slot.name,
-                            .signature = slot.signature,
-                            .registered = *slot.active_impl != slot.default_impl});
+    record.slots.push_back(
+        {.slot = slot.name,
+         .signature = slot.signature,
+         .registered = std::atomic_ref<void*>(*slot.active_impl).load(std::memory_order_acquire) !=
+                       slot.default_impl});
     entry.slot_keys.push_back(slot.active_impl);
     sentinel_.Watch(slot.active_impl, {.environment = record.environment,
                                        .module = record.module,
@@ -28,22 +35,37 @@ void Registry::AddInstance(InstanceRecord record, std::span<const modgraph_slot_
                                        .policy = record.policy,
                                        .fixing_providers = ProvidersFor(record.module)});
   }
+  sentinel_.WatchInstance(record.library, {.environment = record.environment,
+                                           .module = record.module,
+                                           .instance = record.instance,
+                                           .policy = record.policy});
   std::vector<std::string> targets = record.provides_for;
   const std::string provider = record.module;
   entry.record = std::move(record);
   entries_.insert_or_assign(entry.record.instance, std::move(entry));
-  for (const std::string& target : targets) DeclareProvider(provider, target);
+  const std::string declared_by = fmt::format("provides_for of {}", entry.record.instance);
+  for (const std::string& target : targets) DeclareProvider(provider, target, declared_by);
 }
 
 void Registry::MarkRegistered(std::string_view instance, std::string_view slot,
-                              std::string_view provider) {
+                              std::string_view provider, std::string_view provider_library) {
   auto it = entries_.find(instance);
   if (it == entries_.end()) return;
+  const InstanceRecord& target = it->second.record;
   for (SlotRecord& record : it->second.record.slots) {
     if (record.slot != slot) continue;
     record.registered = true;
     record.provider = std::string(provider);
     record.registered_at = std::chrono::system_clock::now();
+    sentinel_.UnwatchRegistration(target.library, instance, slot);
+    sentinel_.WatchRegistration(std::string(provider_library), std::string(provider),
+                                target.library,
+                                {.environment = target.environment,
+                                 .module = target.module,
+                                 .instance = target.instance,
+                                 .slot = record.slot,
+                                 .policy = target.policy,
+                                 .fixing_providers = ProvidersFor(target.module)});
   }
 }
 
@@ -54,16 +76,22 @@ void Registry::MarkUnregistered(std::string_view instance, std::string_view slot
     if (record.slot != slot) continue;
     record = SlotRecord{.slot = record.slot, .signature = record.signature};
   }
+  sentinel_.UnwatchRegistration(it->second.record.library, instance, slot);
 }
 
 void Registry::RemoveInstance(std::string_view instance) {
   auto it = entries_.find(instance);
   if (it == entries_.end()) return;
   for (void* const* key : it->second.slot_keys) sentinel_.Unwatch(key);
+  sentinel_.UnwatchInstance(it->second.record.library, instance);
   entries_.erase(it);
 }
 
-void Registry::DeclareProvider(std::string_view provider_module, std::string_view target_module) {
+void Registry::DeclareProvider(std::string_view provider_module, std::string_view target_module,
+                               std::string_view declared_by) {
+  if (!declared_by.empty()) {
+    declared_by_[{std::string(target_module), std::string(provider_module)}].emplace(declared_by);
+  }
   auto [it, inserted] = providers_[std::string(target_module)].insert(std::string(provider_module));
   if (inserted) RefreshFixingProviders(target_module);
 }
@@ -92,6 +120,25 @@ std::vector<std::string> Registry::ProvidersFor(std::string_view module) const {
   auto it = providers_.find(module);
   if (it == providers_.end()) return {};
   return {it->second.begin(), it->second.end()};
+}
+
+std::vector<DanglingProvider> Registry::DanglingProviders() const {
+  std::set<std::string_view> loaded;
+  for (const auto& [name, entry] : entries_) loaded.insert(entry.record.module);
+  std::vector<DanglingProvider> dangling;
+  for (const auto& [target, providers] : providers_) {
+    if (loaded.contains(target)) continue;
+    for (const std::string& provider : providers) {
+      auto sources = declared_by_.find({target, provider});
+      dangling.push_back(
+          {.provider = provider,
+           .target = target,
+           .declared_by = sources == declared_by_.end()
+                              ? std::string("a provider declaration")
+                              : fmt::format("{}", fmt::join(sources->second, ", "))});
+    }
+  }
+  return dangling;
 }
 
 std::vector<Finding> Registry::Findings() const {

@@ -1,13 +1,19 @@
 // The run-time sentinel; see sentinel.h. Compiled into modgraph_core.
 #include "modgraph/registry/sentinel.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
+
+#include "modgraph/context/request_context.h"
 
 namespace modgraph {
 
@@ -21,12 +27,45 @@ struct Sentinel::State {
   mutable std::shared_mutex sites_mutex;
   std::unordered_map<const void*, std::unique_ptr<Watched>> sites;
 
+  // Lost-context naming: instances by loaded copy, and who registered what.
+  struct Registration {
+    std::string provider_library;
+    std::string provider_instance;
+    std::string target_library;
+    SlotSite target;
+  };
+  std::multimap<std::string, InstanceSite, std::less<>> instances;  // by library; sites_mutex
+  std::vector<Registration> registrations;                          // sites_mutex
+
   mutable std::mutex events_mutex;
   std::vector<FallbackHit> hits;
   std::vector<CrossRequestLeak> leaks;
+  std::vector<LostContext> lost;
   std::atomic<std::uint64_t> hit_count{0};
   std::atomic<std::uint64_t> leak_count{0};
+  std::atomic<std::uint64_t> lost_count{0};
+  std::uint64_t lost_mark = 0;  // events_mutex
+  std::uint64_t strict_lost_mark = 0;
+  std::optional<LostContext> strict_lost;  // the latest, events_mutex
 };
+
+std::string LostContextMessage(const LostContext& lost) {
+  const std::string where =
+      lost.instance.empty()
+          ? fmt::format("accessor '{}' of the module copy {}", lost.slot, lost.library)
+          : fmt::format("slot '{}' of {} (environment '{}', module '{}'){}", lost.slot,
+                        lost.instance, lost.environment, lost.module,
+                        lost.provider.empty() ? std::string()
+                                              : fmt::format(" through provider {}", lost.provider));
+  return fmt::format(
+      "{}{} ran on thread {} with no request scope while {} request(s) were in flight: work "
+      "started by a request lost its context and used module-level state shared by every "
+      "request; carry the context to that work: modgraph::bind(fn) for a callback, "
+      "modgraph::submit(pool, fn) for a thread-pool task, modgraph::spawn_thread(fn) for a thread "
+      "(modgraph/context/thread.h)",
+      lost.policy == Policy::kStrict ? "strict policy: " : "", where, lost.thread_id,
+      lost.requests_in_flight);
+}
 
 Sentinel& Sentinel::Global() {
   static Sentinel* sentinel = new Sentinel();  // never destroyed: modules may report late
@@ -53,6 +92,106 @@ void Sentinel::SetFixingProviders(void* const* slot_key, std::vector<std::string
   if (auto it = state_->sites.find(slot_key); it != state_->sites.end()) {
     it->second->site.fixing_providers = std::move(providers);
   }
+}
+
+void Sentinel::WatchInstance(std::string library, InstanceSite site) {
+  std::unique_lock lock(state_->sites_mutex);
+  state_->instances.emplace(std::move(library), std::move(site));
+}
+
+void Sentinel::UnwatchInstance(std::string_view library, std::string_view instance) {
+  std::unique_lock lock(state_->sites_mutex);
+  auto [first, last] = state_->instances.equal_range(library);
+  for (auto it = first; it != last;) {
+    it = it->second.instance == instance ? state_->instances.erase(it) : std::next(it);
+  }
+  // Registrations on it go with it; its own registrations on others are
+  // revoked through UnwatchRegistration.
+  std::erase_if(state_->registrations, [&](const State::Registration& r) {
+    return r.target_library == library && r.target.instance == instance;
+  });
+}
+
+void Sentinel::WatchRegistration(std::string provider_library, std::string provider_instance,
+                                 std::string target_library, SlotSite target) {
+  std::unique_lock lock(state_->sites_mutex);
+  state_->registrations.push_back({std::move(provider_library), std::move(provider_instance),
+                                   std::move(target_library), std::move(target)});
+}
+
+void Sentinel::UnwatchRegistration(std::string_view target_library,
+                                   std::string_view target_instance, std::string_view slot) {
+  std::unique_lock lock(state_->sites_mutex);
+  std::erase_if(state_->registrations, [&](const State::Registration& r) {
+    return r.target_library == target_library && r.target.instance == target_instance &&
+           r.target.slot == slot;
+  });
+}
+
+void Sentinel::OnLostContext(const void* anchor, const char* module_id, const char* accessor) {
+  LostContext lost;
+  lost.slot = accessor == nullptr ? "" : accessor;
+  lost.thread_id = static_cast<std::uint64_t>(::gettid());
+  lost.requests_in_flight = RequestsInFlight();
+  Dl_info info{};
+  if (::dladdr(anchor, &info) != 0 && info.dli_fname != nullptr) lost.library = info.dli_fname;
+  {
+    std::shared_lock lock(state_->sites_mutex);
+    // The instances loaded from the caller's copy (one, or a bundle's several).
+    std::vector<const InstanceSite*> candidates;
+    auto [first, last] = state_->instances.equal_range(lost.library);
+    for (auto it = first; it != last; ++it) {
+      if (module_id == nullptr || it->second.module == module_id) candidates.push_back(&it->second);
+    }
+    // A provider's accessor: the registration it made for this slot.
+    const State::Registration* registration = nullptr;
+    for (const State::Registration& r : state_->registrations) {
+      if (r.provider_library != lost.library || r.target.slot != lost.slot) continue;
+      if (std::any_of(candidates.begin(), candidates.end(),
+                      [&](const InstanceSite* c) { return c->instance == r.provider_instance; })) {
+        registration = &r;
+        break;
+      }
+    }
+    if (registration != nullptr) {
+      lost.environment = registration->target.environment;
+      lost.module = registration->target.module;
+      lost.instance = registration->target.instance;
+      lost.policy = registration->target.policy;
+      lost.provider = registration->provider_instance;
+    } else if (candidates.size() == 1) {
+      lost.environment = candidates.front()->environment;
+      lost.module = candidates.front()->module;
+      lost.instance = candidates.front()->instance;
+      lost.policy = candidates.front()->policy;
+    }
+  }
+  state_->lost_count.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard events(state_->events_mutex);
+  ++state_->lost_mark;
+  if (lost.policy == Policy::kStrict) {
+    state_->strict_lost = lost;
+    state_->strict_lost_mark = state_->lost_mark;
+  }
+  if (state_->lost.size() < kMaxEvents) state_->lost.push_back(std::move(lost));
+}
+
+std::vector<LostContext> Sentinel::lost_contexts() const {
+  std::lock_guard events(state_->events_mutex);
+  return state_->lost;
+}
+
+std::uint64_t Sentinel::lost_context_count() const { return state_->lost_count.load(); }
+
+std::uint64_t Sentinel::lost_context_mark() const {
+  std::lock_guard events(state_->events_mutex);
+  return state_->lost_mark;
+}
+
+std::optional<LostContext> Sentinel::StrictLostContextSince(std::uint64_t mark) const {
+  std::lock_guard events(state_->events_mutex);
+  if (state_->strict_lost_mark > mark) return state_->strict_lost;
+  return std::nullopt;
 }
 
 void Sentinel::OnFallback(void* const* slot_key, std::uint64_t request_id) {
@@ -105,8 +244,10 @@ void Sentinel::ClearEvents() {
     std::lock_guard events(state_->events_mutex);
     state_->hits.clear();
     state_->leaks.clear();
+    state_->lost.clear();
     state_->hit_count = 0;
     state_->leak_count = 0;
+    state_->lost_count = 0;
   }
   std::shared_lock lock(state_->sites_mutex);
   for (auto& [key, watched] : state_->sites) watched->last_request = 0;
@@ -115,6 +256,15 @@ void Sentinel::ClearEvents() {
 namespace registry_internal {
 void OnFallback(void* const* slot_key, std::uint64_t request_id) {
   Sentinel::Global().OnFallback(slot_key, request_id);
+}
+
+void OnLostContext(const void* anchor, const char* module_id, const char* accessor) noexcept {
+  try {
+    Sentinel::Global().OnLostContext(anchor, module_id, accessor);
+  } catch (...) {
+    // Out of memory while recording: the accessor still falls back; nothing may
+    // escape onto a thread that cannot carry it.
+  }
 }
 }  // namespace registry_internal
 

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <system_error>
 
+#include "modgraph/context/request_context.h"
 #include "modgraph/modules/server_entry.h"
 #include "modgraph/registry/sentinel.h"
 
@@ -40,13 +41,10 @@ absl::StatusOr<std::unique_ptr<PageHost>> PageHost::Create(Topology& topology) {
           "{} is listed in [server] pages but exports no page (PageApi); remove it from pages",
           (*page)->name()));
     }
-    host->pages_.push_back({api->route, (*page)->name(), api});
+    host->pages_.push_back({api->route, id, (*page)->name()});
   }
-  if (Environment* entry_env = topology.environment(spec.entry_environment)) {
-    if (const Instance* entry = entry_env->Find("server-entry")) {
-      host->document_ = entry->api<modules::ServerEntryApi>()->document;
-    }
-  }
+  host->pages_env_ = pages_env;
+  host->entry_env_ = topology.environment(spec.entry_environment);
   return host;
 }
 
@@ -75,20 +73,42 @@ boost::asio::awaitable<Response> BadParameter(absl::Status status) {
 
 boost::asio::awaitable<Response> PageHost::RenderPage(const Page& page, const Request& request,
                                                       AsyncWork work) const {
+  // Outside a request scope nothing else keeps the copies this render uses mapped.
+  std::shared_ptr<const void> hold;
+  if (!in_request_scope()) hold = HoldRequestGeneration();
+  // The page's current instance: after a reload, its new copy.
+  const Instance* instance = pages_env_->Find(page.module_id);
+  const auto* api = instance != nullptr ? instance->api<plugins::PageApi>() : nullptr;
+  if (api == nullptr || api->render == nullptr) {
+    co_return Response{.status = 503,
+                       .content_type = "text/plain; charset=utf-8",
+                       .body = fmt::format("{} is not loaded (it was unloaded, or its module no "
+                                           "longer exports a page); reload or import it\n",
+                                           page.instance)};
+  }
   plugins::PageRequest page_request{.path = request.path,
                                     .query = request.query,
                                     .request_id = request.id,
                                     .async_work = std::move(work)};
   plugins::PageResult result;
+  // A lost context under strict is recorded, not thrown (the thread that lost
+  // it may not carry exceptions): every request in flight then fails.
+  const std::uint64_t lost_mark = Sentinel::Global().lost_context_mark();
   try {
-    result = co_await page.api->render(std::move(page_request));
+    result = co_await api->render(std::move(page_request));
   } catch (const StrictPolicyError& error) {
     co_return Response{.status = 500,
                        .content_type = "text/plain; charset=utf-8",
                        .body = fmt::format("{}\n", error.what())};
   }
-  std::string body = document_ != nullptr
-                         ? document_(result.head, result.body)
+  if (std::optional<LostContext> lost = Sentinel::Global().StrictLostContextSince(lost_mark)) {
+    co_return Response{.status = 500,
+                       .content_type = "text/plain; charset=utf-8",
+                       .body = fmt::format("{}\n", LostContextMessage(*lost))};
+  }
+  const Instance* entry = entry_env_ != nullptr ? entry_env_->Find("server-entry") : nullptr;
+  std::string body = entry != nullptr
+                         ? entry->api<modules::ServerEntryApi>()->document(result.head, result.body)
                          : fmt::format("<!DOCTYPE html><html><head>{}</head><body>{}</body></html>",
                                        result.head, result.body);
   co_return Response{.status = result.status, .body = std::move(body)};

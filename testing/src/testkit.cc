@@ -2,6 +2,7 @@
 #include "modgraph/testing/testkit.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -82,6 +83,42 @@ std::vector<std::size_t> RunReport::ContaminatedResponses() const {
     }
   }
   return contaminated;
+}
+
+std::vector<std::size_t> RunReport::NonOkResponses() const {
+  std::vector<std::size_t> non_ok;
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    if (responses[i].status != 200) non_ok.push_back(i);
+  }
+  return non_ok;
+}
+
+absl::StatusOr<std::vector<std::string>> ServedRoutes(Topology& topology) {
+  absl::StatusOr<std::unique_ptr<server::PageHost>> host = server::PageHost::Create(topology);
+  if (!host.ok()) return host.status();
+  return (*host)->routes();
+}
+
+absl::Status CheckTargetsServed(Topology& topology, std::span<const std::string> targets) {
+  absl::StatusOr<std::vector<std::string>> routes = ServedRoutes(topology);
+  if (!routes.ok()) return routes.status();
+  for (const std::string& target : targets) {
+    std::string path;
+    std::map<std::string, std::string> query;
+    if (absl::Status decoded = server::DecodeTarget(target, path, query); !decoded.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("bad target '{}': {}", target, std::string(decoded.message())));
+    }
+    if (std::find(routes->begin(), routes->end(), path) == routes->end()) {
+      return absl::NotFoundError(fmt::format(
+          "topology '{}' serves no page at {}: environment '{}' serves {} (the [server] pages "
+          "of {})",
+          topology.spec().name, path, topology.spec().server.pages_environment,
+          routes->empty() ? std::string("nothing") : fmt::format("{}", fmt::join(*routes, ", ")),
+          topology.spec().origin));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> Targets(std::string_view pattern, int count) {
@@ -192,6 +229,7 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
 
   report.fallback_hits = Sentinel::Global().fallback_hits();
   report.leaks = Sentinel::Global().leaks();
+  report.lost_contexts = Sentinel::Global().lost_contexts();
   return report;
 }
 

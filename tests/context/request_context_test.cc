@@ -6,6 +6,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "modgraph/context/registrations.h"
 
 namespace modgraph {
 namespace {
@@ -170,6 +171,117 @@ TEST(RequestGenerationTest, ExpiresOnceEveryEarlierRequestHasEnded) {
   earlier.reset();
   EXPECT_TRUE(before.expired());  // `later` belongs to the next generation
   EXPECT_EQ(later.id(), 2u);
+}
+
+}  // namespace
+}  // namespace modgraph
+
+namespace modgraph {
+namespace {
+
+// A library retired later must also wait for requests older than the previous
+// retirement: they may have called the copy that was current in between.
+TEST(RequestGenerationTest, AGenerationAlsoWaitsForEveryEarlierGeneration) {
+  std::optional<RequestContext> oldest = RequestContext::create(1);
+  const std::weak_ptr<const void> first = SealRequestGeneration();
+  const std::weak_ptr<const void> second = SealRequestGeneration();  // no request of its own
+  EXPECT_FALSE(first.expired());
+  EXPECT_FALSE(second.expired());  // `oldest` started before it, too
+  oldest.reset();
+  EXPECT_TRUE(first.expired());
+  EXPECT_TRUE(second.expired());
+}
+
+TEST(RequestGenerationTest, AHoldKeepsLaterRetirementsWaitingLikeARequest) {
+  std::shared_ptr<const void> hold = HoldRequestGeneration();
+  const std::weak_ptr<const void> sealed = SealRequestGeneration();
+  EXPECT_FALSE(sealed.expired());
+  hold.reset();
+  EXPECT_TRUE(sealed.expired());
+}
+
+TEST(RequestGenerationTest, AChainOfManyEmptyGenerationsIsReleasedWithoutRecursion) {
+  std::optional<RequestContext> oldest = RequestContext::create(1);
+  std::weak_ptr<const void> last;
+  for (int i = 0; i < 200000; ++i) last = SealRequestGeneration();
+  EXPECT_FALSE(last.expired());
+  oldest.reset();  // would overflow the stack if each link released the next recursively
+  EXPECT_TRUE(last.expired());
+}
+
+}  // namespace
+}  // namespace modgraph
+
+namespace modgraph {
+namespace {
+
+struct DraftV1 {
+  int words = 0;
+};
+struct DraftV2 {
+  int words = 0;
+  long revisions[4] = {};
+};
+
+// Inside a scope (a library being loaded) a clash is refused, not thrown: a
+// throw from a namespace-scope constructor inside dlopen would end the process.
+TEST(RegistrationScopeTest, AClashInsideAScopeIsRefusedNamingBothTypesAndRegistrants) {
+  const StateKind<DraftV1> first{"test.scope.draft"};
+  std::uint32_t refused_index = 99;
+  std::vector<std::string> errors;
+  {
+    RegistrationScope scope("ssr#draft ('/modules/draft.so')");
+    const StateKind<DraftV2> second{"test.scope.draft"};
+    refused_index = second.index();
+    errors = scope.errors();
+  }
+  EXPECT_EQ(refused_index, 0u);
+  EXPECT_NE(first.index(), 0u);
+  ASSERT_GE(errors.size(), 1u);  // and its standalone-scope key, named after the kind
+  EXPECT_NE(errors[0].find("state kind 'test.scope.draft'"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("DraftV1 (size 4, align 4)"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("DraftV2 (size 40, align 8) by ssr#draft ('/modules/draft.so')"),
+            std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[0].find("context_test"), std::string::npos) << errors[0];  // the first one
+}
+
+TEST(RegistrationScopeTest, AnEmptyKindNameInsideAScopeIsRefused) {
+  RegistrationScope scope("ssr#nameless");
+  const StateKind<DraftV1> nameless{""};
+  EXPECT_EQ(nameless.index(), 0u);
+  ASSERT_EQ(scope.errors().size(), 1u);
+  EXPECT_NE(scope.errors()[0].find("empty name"), std::string::npos);
+}
+
+TEST(RegistrationScopeTest, ScopesNestAndOnlyTheInnermostCollects) {
+  const Key<int> taken("test.scope.key");
+  RegistrationScope outer("outer");
+  {
+    RegistrationScope inner("inner");
+    const Key<double> clash("test.scope.key");
+    EXPECT_EQ(inner.errors().size(), 1u);
+  }
+  EXPECT_TRUE(outer.errors().empty());
+}
+
+TEST(RegistrationScopeTest, EveryRegistrationIsRecordedWithItsObjectFile) {
+  {
+    RegistrationScope scope("ssr#recorded ('/modules/recorded.so')");
+    const StateKind<DraftV1> recorded{"test.scope.recorded"};
+  }
+  bool found = false;
+  for (const NamedRegistration& r : ListNamedRegistrations()) {
+    if (r.name != "test.scope.recorded") continue;
+    found = true;
+    EXPECT_EQ(r.registry, "state kind");
+    EXPECT_EQ(r.registrant, "ssr#recorded ('/modules/recorded.so')");
+    EXPECT_NE(r.object.find("context_test"), std::string::npos) << r.object;
+    EXPECT_TRUE(r.live);
+    EXPECT_FALSE(r.refused);
+    EXPECT_NE(r.type.find("DraftV1"), std::string::npos);
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

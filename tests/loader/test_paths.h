@@ -25,6 +25,8 @@ inline const std::filesystem::path kFixtureDir = MODGRAPH_TEST_FIXTURE_DIR;
 inline const std::filesystem::path kProbeDir = kFixtureDir / "probe";
 inline const std::filesystem::path kBadDir = kFixtureDir / "bad";
 inline const std::filesystem::path kProbeBundle = kFixtureDir / "probe-bundle" / "probe-bundle.so";
+// Inputs that once crashed a fuzz target (tests/fuzz/regressions/{elf,topology}).
+inline const std::filesystem::path kFuzzRegressions = MODGRAPH_TEST_FUZZ_REGRESSIONS;
 
 // A fresh directory removed when the test ends.
 class ScratchDir {

@@ -22,6 +22,19 @@ absl::StatusOr<TopologySpec> Parse(std::string_view text) {
   return ParseTopology(text, "app.toml", "/srv/app");
 }
 
+TEST(TopologyParseTest, FuzzRegressionsParseOrFail) {
+  const fs::path dir = ::modgraph::testing::kFuzzRegressions / "topology";
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().starts_with(".")) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const absl::StatusOr<TopologySpec> spec = ParseTopology(text, entry.path().string(), "/srv");
+    if (!spec.ok()) {
+      EXPECT_THAT(spec.status().message(), HasSubstr(entry.path().string()));
+    }
+  }
+}
+
 TEST(TopologyParseTest, ReadsEnvironmentsAndResolvesRelativePaths) {
   auto spec = Parse(R"(
 name = "app"

@@ -147,11 +147,26 @@ TEST(TestKitTest, CachedPageKeysEntriesByTheRequestsDeployment) {
 
 TEST(TestKitTest, BadTargetsAndUnknownPagesAreReported) {
   auto dev = Dev(Policy::kAuto);
-  RunReport run = Fire(*dev, {"/nope"}, 1);
-  ASSERT_THAT(run.responses, SizeIs(1));
+  RunReport run = Fire(*dev, {"/nope", "/concurrent-head?id=1"}, 1);
+  ASSERT_THAT(run.responses, SizeIs(2));
   EXPECT_EQ(run.responses[0].status, 404);
+  EXPECT_THAT(run.NonOkResponses(), ElementsAre(0u));
   EXPECT_EQ(MarkerOf("/concurrent-head?id=7"), "req-7");
   EXPECT_EQ(MarkerOf("/concurrent-head"), "");
+}
+
+TEST(TestKitTest, TargetsThePagesDoNotServeAreAnErrorListingTheRoutes) {
+  auto dev = Dev(Policy::kAuto);
+  EXPECT_TRUE(CheckTargetsServed(*dev, Targets("/concurrent-head?id={}", 3)).ok());
+  const absl::Status status =
+      CheckTargetsServed(*dev, std::vector<std::string>{"/concurrent-head?id=0", "/nope?id=1"});
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("serves no page at /nope"));
+  EXPECT_THAT(status.message(), HasSubstr("environment 'ssr' serves /concurrent-head"));
+  EXPECT_THAT(status.message(), HasSubstr("/request-store"));
+  absl::StatusOr<std::vector<std::string>> routes = ServedRoutes(*dev);
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  EXPECT_THAT(*routes, ::testing::Contains("/cached"));
 }
 
 }  // namespace

@@ -127,6 +127,66 @@ TEST_F(CliTest, AModuleThatFailsToLoadIsExitTwoAndTheRestIsStillReported) {
   EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"good#head"}));
 }
 
+// The inputs that crashed `modgraph doctor` (section-header bounds wrapping
+// around 2^64): a load error, exit 2, the file named; the rest still reported.
+TEST_F(CliTest, AMalformedModuleFileIsALoadErrorNotACrash) {
+  const fs::path root = dir_ / "roots";
+  fs::create_directory(root);
+  for (const char* name : {"section-headers-wrap", "dynsym-size-wraps", "dynsym-offset-wraps"}) {
+    fs::copy_file(fs::path(MODGRAPH_TEST_MALFORMED_DIR) / (std::string(name) + ".so"),
+                  root / (std::string(name) + ".so"));
+    const fs::path file = dir_ / "crash.toml";
+    std::ofstream(file, std::ios::trunc)
+        << "name = \"crash\"\n[[environments]]\nname = \"crash\"\nmodule_roots = [\""
+        << root.string() << "\"]\nentries = [\"" << name << "\"]\n"
+        << "[[environments]]\nname = \"good\"\nmodule_roots = [\"" << MODGRAPH_TEST_MODULE_DIR
+        << "\"]\nentries = [\"head\"]\n";
+    const ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+    EXPECT_EQ(run.exit_code, 2) << name << run.err;
+    EXPECT_NE(run.err.find((root / (std::string(name) + ".so")).string()), std::string::npos)
+        << run.err;
+    EXPECT_NE(run.err.find("not a loadable module library"), std::string::npos) << run.err;
+    EXPECT_NE(run.out.find("environment good"), std::string::npos) << run.out;
+  }
+}
+
+TEST_F(CliTest, AWritableModuleRootIsRefusedUnlessTheOwnerAllowsIt) {
+  const fs::path root = dir_ / "shared-modules";
+  fs::create_directory(root);
+  fs::copy_file(fs::path(MODGRAPH_TEST_MODULE_DIR) / "head.so", root / "head.so");
+  fs::permissions(root, fs::perms(0777));
+  const fs::path file = dir_ / "shared.toml";
+  std::ofstream(file) << "name = \"shared\"\n[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << root.string() << "\"]\nentries = [\"head\"]\n";
+  ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("chmod go-w " + root.string()), std::string::npos) << run.err;
+  run = Modgraph("doctor --allow-writable-module-paths --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.err;  // loaded: head alone has an unregistered slot
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos) << run.out;
+  run = Modgraph("show --allow-writable-module-paths --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("ssr#head"), std::string::npos) << run.out;
+}
+
+TEST_F(CliTest, AProviderDeclaredForAModuleNobodyLoadsIsAFinding) {
+  const fs::path file = dir_ / "typo.toml";
+  std::ofstream(file) << "name = \"typo\"\n[providers]\nhaed = [\"head-state\"]\n"
+                         "[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_MODULE_DIR << "\"]\nentries = [\"head\", \"head-state\"]\n";
+  ToolRun run = Modgraph("doctor --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("provider head-state is declared for module haed ([providers] of " +
+                         file.string() + "), but no environment loads haed"),
+            std::string::npos)
+      << run.out;
+  run = Modgraph("doctor --format json --topology '" + file.string() + "'");
+  const nlohmann::json json = nlohmann::json::parse(run.out);
+  ASSERT_EQ(json["dangling_providers"].size(), 1u);
+  EXPECT_EQ(json["dangling_providers"][0]["target"], "haed");
+  EXPECT_EQ(json["summary"]["status"], "findings");
+}
+
 TEST_F(CliTest, UsageErrorsExitTwoAndSayWhatToDo) {
   ToolRun run = Modgraph("doctor --policy sometimes");
   EXPECT_EQ(run.exit_code, 2);
@@ -170,6 +230,68 @@ TEST_F(CliTest, ProbeReproducesTheLeakUnderWarnOnlyAndMinimisesIt) {
     EXPECT_EQ(run.exit_code, 0) << clean << run.out << run.err;
     EXPECT_NE(run.out.find("no leak"), std::string::npos) << run.out;
   }
+}
+
+TEST_F(CliTest, ProbeAndParityRefuseAPageTheTopologyDoesNotServe) {
+  for (const char* command : {"probe --page /nope", "parity --page /nope"}) {
+    const ToolRun run = Modgraph(command);
+    EXPECT_EQ(run.exit_code, 2) << command << run.out;
+    EXPECT_NE(run.err.find("serves no page at /nope"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("/concurrent-head, /concurrent-router"), std::string::npos) << run.err;
+    EXPECT_EQ(run.out.find("no leak"), std::string::npos) << run.out;
+  }
+  // A topology whose pages do not include the default page.
+  const fs::path toml = dir_ / "store-only.toml";
+  std::ofstream(toml) << "name = \"store-only\"\n[server]\npages_environment = \"ssr\"\n"
+                      << "pages = [\"request-store-page\"]\n[[environments]]\nname = \"ssr\"\n"
+                      << "module_roots = [\"" << MODGRAPH_TEST_MODULE_DIR << "\"]\n"
+                      << "entries = [\"request-store-page\"]\n";
+  const ToolRun run = Modgraph("probe -t '" + toml.string() + "'");
+  EXPECT_EQ(run.exit_code, 2) << run.out;
+  EXPECT_NE(run.err.find("serves no page at /concurrent-head: environment 'ssr' serves "
+                         "/request-store"),
+            std::string::npos)
+      << run.err;
+}
+
+TEST_F(CliTest, ProbeCountsResponsesThatAreNot200AndGivesNoAllClear) {
+  const ToolRun strict = Modgraph("probe --policy strict --requests 4");
+  EXPECT_EQ(strict.exit_code, 1) << strict.out << strict.err;
+  EXPECT_NE(strict.out.find("responses not 200: 4 of 4 (500: 4)"), std::string::npos) << strict.out;
+  EXPECT_NE(strict.out.find("got 500 strict policy"), std::string::npos) << strict.out;
+  EXPECT_EQ(strict.out.find("no leak:"), std::string::npos) << strict.out;
+  const ToolRun parity = Modgraph("parity --policy strict --requests 4");
+  EXPECT_EQ(parity.exit_code, 1) << parity.out << parity.err;
+  EXPECT_NE(parity.out.find("dev responses not 200: 4 of 4 (500: 4)"), std::string::npos)
+      << parity.out;
+}
+
+TEST_F(CliTest, ProbeReportsAccessorsThatLostTheirRequestContext) {
+  const fs::path toml = dir_ / "lost.toml";
+  std::ofstream(toml) << "name = \"lost\"\n[server]\npages_environment = \"ssr\"\n"
+                      << "pages = [\"lost-ctx-page\"]\n[[environments]]\nname = \"ssr\"\n"
+                      << "module_roots = [\"" << MODGRAPH_TESTKIT_FIXTURE_DIR << "\", \""
+                      << MODGRAPH_TEST_MODULE_DIR << "\"]\n"
+                      << "entries = [\"lost-ctx-page\", \"head-state\"]\n";
+  const std::string probe = "probe -t '" + toml.string() + "' -n 15 --page /lost-ctx";
+  for (const char* policy : {"warn", "auto"}) {
+    const ToolRun run = Modgraph(probe + " -p " + policy);
+    EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+    EXPECT_NE(run.out.find("lost request contexts: 30\n  ssr#head slot get_ssr_head_children "
+                           "through ssr#head-state: 30 call(s) with no request scope"),
+              std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("modgraph::spawn_thread(fn)"), std::string::npos) << run.out;
+  }
+  const ToolRun strict = Modgraph(probe + " -p strict");
+  EXPECT_EQ(strict.exit_code, 1) << strict.out << strict.err;
+  EXPECT_NE(strict.out.find("responses not 200: 15 of 15 (500: 15)"), std::string::npos)
+      << strict.out;
+  // The control carries the context with modgraph::spawn_thread.
+  const ToolRun bound = Modgraph(probe + "?bound=1 -p strict");
+  EXPECT_EQ(bound.exit_code, 0) << bound.out << bound.err;
+  EXPECT_NE(bound.out.find("lost request contexts: 0"), std::string::npos) << bound.out;
+  EXPECT_NE(bound.out.find("no leak"), std::string::npos) << bound.out;
 }
 
 TEST_F(CliTest, ParityListsDevWarnDivergencesAndNoneUnderAuto) {

@@ -21,6 +21,9 @@ void AddTopologyOptions(CLI::App& command, TopologyOptions& options) {
                   "override every environment's policy: warn, strict or auto (default: the "
                   "topology's own)")
       ->check(CLI::IsMember({"warn", "strict", "auto"}));
+  command.add_flag("--allow-writable-module-paths", options.allow_writable_module_paths,
+                   "load module files and roots that group or others may write, if you own them "
+                   "(refused by default: whoever can write them chooses the code that runs)");
 }
 
 absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
@@ -34,7 +37,11 @@ absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
     }
     OverridePolicy(*spec, *policy);
   }
-  absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
+  // A module whose static initialiser throws must not take the tool down with
+  // it: every library is loaded once in a preflight process first.
+  OverridePreflight(*spec, Preflight::kAlways);
+  absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(
+      *std::move(spec), {.allow_writable_module_paths = options.allow_writable_module_paths});
   if (!topology.ok()) return topology.status();
   LoadedTopology loaded{.topology = *std::move(topology), .errors = {}};
   loaded.errors = loaded.topology->LoadEntries();

@@ -26,9 +26,12 @@ using report::kExitFindings;
 struct TopologyOptions {
   std::string topology = "dev";
   std::string policy;  // empty: keep the topology's policies
+  // --allow-writable-module-paths: accept module roots and files that group or
+  // others may write, when the running user owns them (docs/loader.md).
+  bool allow_writable_module_paths = false;
 };
 
-// Adds --topology/-t and --policy/-p to `command`.
+// Adds --topology/-t, --policy/-p and --allow-writable-module-paths to `command`.
 void AddTopologyOptions(CLI::App& command, TopologyOptions& options);
 
 // A topology that was created and had its entries loaded; `errors` are the
@@ -38,8 +41,9 @@ struct LoadedTopology {
   std::vector<absl::Status> errors;
 };
 
-// Resolves, creates and loads the topology `options` name; an error when it
-// cannot even be created (bad file, missing modules).
+// Resolves, creates and loads the topology `options` name, preflighting every
+// library (environment.h: Preflight::kAlways); an error when it cannot even be
+// created (bad file, missing modules).
 absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options);
 
 // True when ANSI colour should go to `stream`: a terminal, and NO_COLOR unset

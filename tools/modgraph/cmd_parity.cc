@@ -25,7 +25,10 @@ int RunParity(const ParityOptions& options) {
     PrintError(dev.status());
     return kExitError;
   }
-  absl::StatusOr<LoadedTopology> prod = LoadTopology({.topology = options.prod, .policy = ""});
+  absl::StatusOr<LoadedTopology> prod =
+      LoadTopology({.topology = options.prod,
+                    .policy = "",
+                    .allow_writable_module_paths = options.dev.allow_writable_module_paths});
   if (!prod.ok()) {
     PrintError(prod.status());
     return kExitError;
@@ -34,6 +37,9 @@ int RunParity(const ParityOptions& options) {
     for (const absl::Status& error : loaded->errors) PrintError(error);
   }
   const std::vector<std::string> targets = RequestTargets(options.requests);
+  for (const auto* loaded : {&*dev, &*prod}) {
+    if (!CheckPageServed(*loaded->topology, targets)) return kExitError;
+  }
   absl::StatusOr<testing::ParityReport> parity =
       testing::RunParity(*dev->topology, *prod->topology, targets, {.seed = options.requests.seed});
   if (!parity.ok()) {
@@ -48,7 +54,9 @@ int RunParity(const ParityOptions& options) {
                Excerpt(d.dev_body), "prod", d.prod_status, Excerpt(d.prod_body));
   }
   fmt::print("{} divergence(s) in {} response(s)\n", parity->divergences.size(), targets.size());
-  return parity->divergences.empty() ? kExitClean : kExitFindings;
+  const std::size_t non_ok =
+      PrintNonOkResponses(parity->dev, "dev ") + PrintNonOkResponses(parity->prod, "prod ");
+  return parity->divergences.empty() && non_ok == 0 ? kExitClean : kExitFindings;
 }
 
 }  // namespace
@@ -62,8 +70,9 @@ void AddParityCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   AddRequestOptions(*command, options->requests);
   command->footer(
-      "--topology/--policy choose the dev side. Exit status: 0 no divergence, 1 divergences, 2 "
-      "error.");
+      "--topology/--policy choose the dev side. Exit status: 0 no divergence and every response "
+      "200; 1 divergences or responses other than 200 on either side; 2 error, including a --page "
+      "either side does not serve (the message lists the routes it serves).");
   command->callback([options, &exit_code] { exit_code = RunParity(*options); });
 }
 

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "cli_common.h"
@@ -30,6 +31,7 @@ int RunProbe(const ProbeOptions& options) {
   for (const absl::Status& error : loaded->errors) PrintError(error);
   Topology& topology = *loaded->topology;
   const std::vector<std::string> targets = RequestTargets(options.requests);
+  if (!CheckPageServed(topology, targets)) return kExitError;
   absl::StatusOr<testing::RunReport> run =
       testing::FireConcurrent(topology, targets, {.seed = options.requests.seed});
   if (!run.ok()) {
@@ -57,6 +59,33 @@ int RunProbe(const ProbeOptions& options) {
   }
   if (run->leaks.size() > kShown) fmt::print("  … {} more\n", run->leaks.size() - kShown);
 
+  // Lost contexts per instance, slot and provider (thread ids differ from run to
+  // run: only their number is printed, so the same seed gives the same output).
+  struct LostGroup {
+    int count = 0;
+    std::set<std::uint64_t> threads;
+  };
+  std::map<std::string, LostGroup> lost;
+  for (const LostContext& event : run->lost_contexts) {
+    LostGroup& group =
+        lost[event.instance.empty()   ? fmt::format("{} accessor {}", event.library, event.slot)
+             : event.provider.empty() ? fmt::format("{} accessor {}", event.instance, event.slot)
+                                      : fmt::format("{} slot {} through {}", event.instance,
+                                                    event.slot, event.provider)];
+    ++group.count;
+    group.threads.insert(event.thread_id);
+  }
+  fmt::print("lost request contexts: {}\n", Sentinel::Global().lost_context_count());
+  for (const auto& [where, group] : lost) {
+    fmt::print("  {}: {} call(s) with no request scope, on {} thread(s)\n", where, group.count,
+               group.threads.size());
+  }
+  if (!lost.empty()) {
+    fmt::print(
+        "  fix: carry the request context to that work: modgraph::bind(fn) for a callback, "
+        "modgraph::submit(pool, fn) for a pool task, modgraph::spawn_thread(fn) for a thread\n");
+  }
+
   const std::vector<std::size_t> contaminated = run->ContaminatedResponses();
   fmt::print("responses carrying another request's data: {} of {}\n", contaminated.size(),
              targets.size());
@@ -65,7 +94,20 @@ int RunProbe(const ProbeOptions& options) {
     fmt::print("  {} got {}\n", response.target, Excerpt(response.body));
   }
 
+  const std::size_t non_ok = PrintNonOkResponses(*run);
+
   if (!testing::Leaks(*run)) {
+    if (non_ok != 0) {
+      fmt::print("no verdict on isolation: {} of {} response(s) were not 200\n", non_ok,
+                 targets.size());
+      return kExitFindings;
+    }
+    if (!lost.empty()) {
+      fmt::print(
+          "no response carried another request's data, but accessors ran without their "
+          "request's context and used module-level state\n");
+      return kExitFindings;
+    }
     fmt::print("no leak: every response carried only its own request's data\n");
     return hits.empty() ? kExitClean : kExitFindings;
   }
@@ -94,7 +136,11 @@ void AddProbeCommand(CLI::App& app, int& exit_code) {
   AddTopologyOptions(*command, options->topology);
   AddRequestOptions(*command, options->requests);
   command->add_flag("!--no-minimise", options->minimise, "skip minimising a leaking run");
-  command->footer("Exit status: 0 no fallback hit, 1 fallback hits or leaks, 2 error.");
+  command->footer(
+      "Exit status: 0 no fallback hit, no leak, no lost context and every response 200; 1 "
+      "fallback hits, leaks, lost contexts or responses other than 200 (e.g. 500 under --policy "
+      "strict); 2 error, including a --page "
+      "the topology does not serve (the message lists the routes it serves).");
   command->callback([options, &exit_code] { exit_code = RunProbe(*options); });
 }
 

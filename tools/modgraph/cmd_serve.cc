@@ -1,6 +1,7 @@
 // modgraph serve: the plugin server on loopback — the example's pages rendered
 // through the topology's pages environment, one unified request scope each.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 
 #include "cli_common.h"
 #include "command.h"
+#include "modgraph/environments/watcher.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/http_server.h"
 #include "modgraph/server/page_host.h"
@@ -30,6 +32,8 @@ struct ServeOptions {
   int threads = 1;
   bool no_context = false;
   int barrier = 0;
+  bool watch = false;
+  int debounce_ms = 100;
   server::HttpServer::Options limits;  // the timeouts and the connection cap
 };
 
@@ -96,13 +100,34 @@ int RunServe(const ServeOptions& options) {
     PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
   }
-  const Topology& topology = *loaded->topology;
+  Topology& topology = *loaded->topology;
+  // --watch: rebuilt modules are reloaded while the server serves; each request
+  // finds its page's current instance (PageHost), so none calls a closed copy.
+  std::unique_ptr<ModuleWatcher> watcher;
+  if (options.watch) {
+    absl::StatusOr<std::unique_ptr<ModuleWatcher>> started =
+        ModuleWatcher::Start(topology, {.debounce = std::chrono::milliseconds(options.debounce_ms),
+                                        .on_reload = [](const ReloadReport& report) {
+                                          fmt::print("{}", FormatReloadReport(report));
+                                          std::fflush(stdout);
+                                        }});
+    if (!started.ok()) {
+      PrintError(started.status(), "serve without --watch, or fix the module roots");
+      return kExitError;
+    }
+    watcher = *std::move(started);
+  }
   absl::Status served = server::ServeUntilSignal(**server, [&] {
     fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){})\n",
                topology.spec().name, (*server)->port(), options.threads,
                options.no_context ? ", request context off" : "");
     for (const std::string& route : (*pages)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
+    }
+    if (watcher != nullptr) {
+      std::vector<std::string> dirs;
+      for (const auto& dir : watcher->directories()) dirs.push_back(dir.string());
+      fmt::print("watching {} for rebuilt modules\n", fmt::join(dirs, ", "));
     }
     const server::HttpServer::Options& o = (*server)->options();
     fmt::print(
@@ -113,6 +138,7 @@ int RunServe(const ServeOptions& options) {
     fmt::print("Ctrl-C stops. (A second Ctrl-C stops at once.)\n");
     std::fflush(stdout);
   });
+  watcher.reset();  // no reload after this point
   const Sentinel& sentinel = Sentinel::Global();
   const std::uint64_t cancelled = (*server)->requests_cancelled();
   const std::uint64_t abandoned = (*server)->requests_abandoned();
@@ -120,9 +146,16 @@ int RunServe(const ServeOptions& options) {
   if (cancelled > 0) cut_short += fmt::format("; {} cancelled at the drain deadline", cancelled);
   if (abandoned > 0) cut_short += fmt::format("; {} abandoned", abandoned);
   fmt::print(
-      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s){}\n",
+      "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s), {} "
+      "lost request context(s){}\n",
       (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count(),
-      cut_short);
+      sentinel.lost_context_count(), cut_short);
+  constexpr std::size_t kShown = 5;
+  const std::vector<LostContext> lost = sentinel.lost_contexts();
+  for (std::size_t i = 0; i < lost.size() && i < kShown; ++i) {
+    fmt::print("  lost context: {}\n", LostContextMessage(lost[i]));
+  }
+  if (lost.size() > kShown) fmt::print("  … {} more\n", lost.size() - kShown);
   if (!served.ok()) {
     PrintError(served);
     return kExitError;
@@ -154,6 +187,17 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                    "every request waits until this many requests arrived (a reproducible "
                    "concurrent burst)")
       ->check(CLI::Range(0, 100000));
+  command->add_flag("-w,--watch", options->watch,
+                    "reload a module and its importers, in every environment that has it, when "
+                    "its library in a module root is rebuilt; print what was reloaded and the "
+                    "registry's findings after each reload. A broken build is reported and the "
+                    "old copies keep serving");
+  command
+      ->add_option("--debounce-ms", options->debounce_ms,
+                   "with --watch: wait until the module roots were quiet this long before "
+                   "reloading")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
   command
       ->add_option("--max-connections", options->limits.max_connections,
                    "open connections at most; at the cap the longest-idle connection is closed "
@@ -176,7 +220,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       "bounded to 0..60000.\n"
       "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 1 "
       "when requests had to be cancelled at the drain deadline or abandoned by a second signal, "
-      "2 error.");
+      "2 error. Every library is preflighted (loaded once in a child process) before it is "
+      "loaded, so a module whose static initialiser throws is an error, not a crash.");
   command->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }
 

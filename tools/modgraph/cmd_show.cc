@@ -23,7 +23,7 @@ std::string StateLocation(const Instance& instance) {
   return instance.library().loaded_path().string();
 }
 
-int Show(const std::vector<std::string>& topologies) {
+int Show(const std::vector<std::string>& topologies, bool allow_writable_module_paths) {
   int exit_code = kExitClean;
   for (const std::string& name : topologies) {
     absl::StatusOr<TopologySpec> spec = ResolveTopology(name);
@@ -32,7 +32,9 @@ int Show(const std::vector<std::string>& topologies) {
       exit_code = kExitError;
       continue;
     }
-    absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(*std::move(spec));
+    OverridePreflight(*spec, Preflight::kAlways);
+    absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(
+        *std::move(spec), {.allow_writable_module_paths = allow_writable_module_paths});
     if (!topology.ok()) {
       PrintError(topology.status());
       exit_code = kExitError;
@@ -52,6 +54,11 @@ int Show(const std::vector<std::string>& topologies) {
           fmt::print("    {:<22} imports {}\n", "", fmt::join(imports, ", "));
         }
       }
+      for (const RetiredLibrary& retired : env->retired()) {
+        fmt::print("    retired copy {} (was {}){}: {}\n", retired.copy,
+                   fmt::join(retired.instances, ", "),
+                   retired.kept_for_good ? ", kept for good" : "", retired.reason);
+      }
     }
     std::fflush(stdout);
     for (const absl::Status& error : errors) {
@@ -66,13 +73,17 @@ int Show(const std::vector<std::string>& topologies) {
 
 void AddShowCommand(CLI::App& app, int& exit_code) {
   auto topologies = std::make_shared<std::vector<std::string>>();
+  auto allow_writable = std::make_shared<bool>(false);
   CLI::App* command = app.add_subcommand(
       "show", "Load topologies and print each environment's instances and where their state lives");
   command
       ->add_option("-t,--topology", *topologies, "dev, prod or a topology .toml file (repeatable)")
       ->default_val(std::vector<std::string>{"dev", "prod"});
+  command->add_flag("--allow-writable-module-paths", *allow_writable,
+                    "load module files and roots that group or others may write, if you own them");
   command->footer("Exit status: 0 loaded, 2 a topology or module failed to load.");
-  command->callback([topologies, &exit_code] { exit_code = Show(*topologies); });
+  command->callback(
+      [topologies, allow_writable, &exit_code] { exit_code = Show(*topologies, *allow_writable); });
 }
 
 }  // namespace modgraph::tools

@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
-#include "modgraph/testing/testkit.h"
+#include <map>
+
+#include "cli_common.h"
 
 namespace modgraph::tools {
 
@@ -22,13 +24,41 @@ std::vector<std::string> RequestTargets(const RequestOptions& options) {
   return testing::Targets(fmt::format("{}{}id={{}}", options.page, separator), options.requests);
 }
 
+bool CheckPageServed(Topology& topology, const std::vector<std::string>& targets) {
+  if (absl::Status served = testing::CheckTargetsServed(topology, targets); !served.ok()) {
+    PrintError(served, "pick one of those routes with --page, or add the page to [server] pages");
+    return false;
+  }
+  return true;
+}
+
+std::size_t PrintNonOkResponses(const testing::RunReport& run, std::string_view label) {
+  const std::vector<std::size_t> non_ok = run.NonOkResponses();
+  if (non_ok.empty()) return 0;
+  std::map<int, int> by_status;
+  for (std::size_t i : non_ok) ++by_status[run.responses[i].status];
+  std::string counts;
+  for (const auto& [status, count] : by_status) {
+    counts += fmt::format("{}{}: {}", counts.empty() ? "" : ", ", status, count);
+  }
+  fmt::print("{}responses not 200: {} of {} ({})\n", label, non_ok.size(), run.responses.size(),
+             counts);
+  constexpr std::size_t kShown = 3;
+  for (std::size_t k = 0; k < non_ok.size() && k < kShown; ++k) {
+    const testing::TestResponse& response = run.responses[non_ok[k]];
+    fmt::print("  {} got {} {}\n", response.target, response.status, Excerpt(response.body));
+  }
+  if (non_ok.size() > kShown) fmt::print("  … {} more\n", non_ok.size() - kShown);
+  return non_ok.size();
+}
+
 std::string Excerpt(std::string_view body) {
   const std::size_t open = body.find("<title>");
   const std::size_t close = body.find("</title>");
   if (open != std::string_view::npos && close != std::string_view::npos && close > open) {
     return std::string(body.substr(open, close + 8 - open));
   }
-  std::string line(body.substr(0, 80));
+  std::string line(body.substr(0, 160));
   for (char& c : line) {
     if (c == '\n' || c == '\r') c = ' ';
   }

@@ -74,7 +74,23 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                         {"fixing_providers", finding.fixing_providers}});
   }
   out["findings"] = std::move(findings);
+  ordered_json dangling = ordered_json::array();
+  for (const DanglingProvider& d : report.dangling_providers) {
+    dangling.push_back(
+        {{"provider", d.provider}, {"target", d.target}, {"declared_by", d.declared_by}});
+  }
+  out["dangling_providers"] = std::move(dangling);
   out["errors"] = report.errors;
+  ordered_json retired = ordered_json::array();
+  for (const RetiredReport& r : report.retired) {
+    retired.push_back({{"environment", r.environment},
+                       {"copy", r.library.copy},
+                       {"source", r.library.source},
+                       {"instances", r.library.instances},
+                       {"reason", r.library.reason},
+                       {"kept_for_good", r.library.kept_for_good}});
+  }
+  out["retired"] = std::move(retired);
 
   const Summary& s = report.summary;
   out["summary"] = {{"status", Status(report)},
@@ -86,6 +102,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                     {"findings", s.findings},
                     {"instances_with_findings", s.instances_with_findings},
                     {"environments_with_findings", s.environments_with_findings},
+                    {"dangling_providers", s.dangling_providers},
                     {"errors", s.errors}};
   return out;
 }

@@ -74,8 +74,14 @@ Report BuildReport(const Topology& topology, const std::vector<absl::Status>& er
   }
   std::sort(report.findings.begin(), report.findings.end(), order);
 
+  report.dangling_providers = topology.registry().DanglingProviders();
   for (const absl::Status& error : errors) {
     if (!error.ok()) report.errors.push_back(std::string(error.message()));
+  }
+  for (const auto& env : topology.environments()) {
+    for (RetiredLibrary& library : env->retired()) {
+      report.retired.push_back({.environment = env->name(), .library = std::move(library)});
+    }
   }
   Summarize(report);
   return report;
@@ -100,13 +106,14 @@ void Summarize(Report& report) {
   summary.findings = static_cast<int>(report.findings.size());
   summary.instances_with_findings = static_cast<int>(instances.size());
   summary.environments_with_findings = static_cast<int>(environments.size());
+  summary.dangling_providers = static_cast<int>(report.dangling_providers.size());
   summary.errors = static_cast<int>(report.errors.size());
   report.summary = summary;
 }
 
 int ExitCode(const Report& report) {
   if (!report.errors.empty()) return kExitError;
-  if (!report.findings.empty()) return kExitFindings;
+  if (!report.findings.empty() || !report.dangling_providers.empty()) return kExitFindings;
   return kExitClean;
 }
 

@@ -69,19 +69,34 @@ void AppendFinding(std::string& out, const Report& report, const Finding& findin
   }
 }
 
+void AppendDanglingProvider(std::string& out, const DanglingProvider& dangling,
+                            const Painter& paint) {
+  out += fmt::format(
+      "{} provider {} is declared for module {} ({}), but no environment loads {}: it would never "
+      "register anything\n  fix: correct the module id, load {} where it is used, or remove the "
+      "declaration\n",
+      paint.Red("finding:"), paint.Bold(dangling.provider), paint.Bold(dangling.target),
+      dangling.declared_by, dangling.target, dangling.target);
+}
+
 std::string SummaryLine(const Report& report, const Painter& paint) {
   const Summary& s = report.summary;
   std::string line;
   if (s.findings == 0) {
-    line = fmt::format("{} clean: all {} have a registration ({}, {})", paint.Green("summary:"),
-                       Plural(s.slots, "slot"), Plural(s.instances, "instance"),
-                       Plural(s.environments, "environment"));
+    line = fmt::format("{} {}: all {} have a registration ({}, {})",
+                       s.dangling_providers == 0 ? paint.Green("summary:") : paint.Red("summary:"),
+                       s.dangling_providers == 0 ? "clean" : "findings", Plural(s.slots, "slot"),
+                       Plural(s.instances, "instance"), Plural(s.environments, "environment"));
   } else {
     line = fmt::format("{} {}: {} of {} have no registration, on {} in {} ({}, {})",
                        paint.Red("summary:"), Plural(s.findings, "finding"), s.findings,
                        Plural(s.slots, "slot"), Plural(s.instances_with_findings, "instance"),
                        Plural(s.environments_with_findings, "environment"),
                        Plural(s.instances, "instance"), Plural(s.environments, "environment"));
+  }
+  if (s.dangling_providers > 0) {
+    line += fmt::format("; {} pointing at modules no environment loads",
+                        Plural(s.dangling_providers, "provider declaration"));
   }
   if (s.errors > 0) {
     line += fmt::format("; {} loading the topology", paint.Red(Plural(s.errors, "error")));
@@ -117,6 +132,14 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                        Plural(slots, "slot"), state);
   }
   for (const Finding& finding : report.findings) AppendFinding(out, report, finding, paint);
+  for (const DanglingProvider& dangling : report.dangling_providers) {
+    AppendDanglingProvider(out, dangling, paint);
+  }
+  for (const RetiredReport& retired : report.retired) {
+    out += fmt::format("{} {} (was {}) is still mapped: {}\n", paint.Yellow("retired copy"),
+                       retired.library.copy, fmt::join(retired.library.instances, ", "),
+                       retired.library.reason);
+  }
   out += SummaryLine(report, paint);
   return out;
 }

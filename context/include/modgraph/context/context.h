@@ -119,8 +119,9 @@ ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box);
 ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::uint64_t id);
 
 // Key slot registry. Anonymous keys get a fresh index; named keys get the same
-// index for the same name in every module copy (type checked, throws
-// std::logic_error on a mismatch).
+// index for the same name in every module copy (type checked: a mismatch throws
+// std::logic_error, or inside a RegistrationScope is refused and becomes a load
+// error; see registrations.h).
 std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t align,
                            const char* type_name);
 

@@ -42,7 +42,8 @@ namespace modgraph {
 
 namespace context_internal {
 
-// The unified scope has room for this many state kinds; registering more throws.
+// The unified scope has room for this many state kinds (index 0 is reserved for
+// refused registrations, registrations.h); registering more is refused.
 inline constexpr std::uint32_t kMaxStateKinds = 64;
 
 struct StateHolder {
@@ -68,8 +69,11 @@ struct RequestState {
   std::atomic<StateHolder*> states[kMaxStateKinds]{};
 };
 
-// Same index for the same name in every module copy; throws std::logic_error on
-// a size/alignment/type mismatch or when kMaxStateKinds is exceeded.
+// Same index for the same name in every module copy. A size/alignment/type
+// mismatch with a copy still mapped, an empty name, or running out of indices
+// throws std::logic_error — or, inside a RegistrationScope (a library being
+// loaded by an environment), is refused and reported as a load error
+// (registrations.h): nothing is thrown out of a static initialiser.
 std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
                                   const char* type_name);
 
@@ -100,11 +104,27 @@ class RequestContext {
 // sentinel reports are unique across them.
 std::uint64_t NextRequestId() noexcept;
 
+// How many request contexts are alive: created by RequestContext::create() and
+// not yet destroyed (a request's context lives while any context derived from
+// it does, e.g. a snapshot held by pending work). One relaxed atomic load. The
+// registry's sentinel reads it to tell start-up code (no request in flight) from
+// work that lost its request's context.
+std::size_t RequestsInFlight() noexcept;
+
 // Starts a new request generation and returns a watcher of the previous one: it
-// expires once every request context created before this call has been
-// destroyed. Environments retire unloaded libraries with it and close them only
-// when no request that could hold their objects (state, coroutine frames) is left.
+// expires once every request context created before this call — in that
+// generation or any earlier one — has been destroyed, and every holder of
+// HoldRequestGeneration() taken before it has let go. Environments retire
+// unloaded libraries with it and close them only when no request that could
+// hold their objects (state, coroutine frames) is left. One mutex, one
+// allocation.
 std::weak_ptr<const void> SealRequestGeneration();
+
+// A share in the current request generation, as a request context holds one:
+// a library retired after this call stays mapped while the result is alive.
+// For work that reaches module code without a request scope (a server running
+// with the request context off, a tool's own thread).
+std::shared_ptr<const void> HoldRequestGeneration();
 
 // Runs `fn` inside the unified request scope of `req` and returns its result.
 template <class F>

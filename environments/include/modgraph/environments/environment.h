@@ -21,6 +21,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +43,19 @@ enum class EnvironmentMode {
 
 std::string_view ToString(EnvironmentMode mode);
 
+// When a library's static initialisers are first run in a short-lived child
+// process (preflight.h) before they run in this one: a module whose namespace-
+// scope initialiser throws or aborts then fails to load with a named error
+// instead of ending the host. Costs one process start and one dlopen per
+// library that changed (docs/benchmarks.md).
+enum class Preflight {
+  kOff,      // never: first loads and reloads run the initialisers in-process only
+  kReloads,  // (default) for every library a Reload loads that changed on disk
+  kAlways,   // for every library loaded (the CLI)
+};
+
+std::string_view ToString(Preflight preflight);
+
 struct EnvironmentSpec {
   std::string name;
   EnvironmentMode mode = EnvironmentMode::kIsolated;
@@ -55,6 +71,7 @@ struct EnvironmentSpec {
   // Settings modules may read during init (ModuleContext::setting), e.g.
   // "deployment_id", "build_id".
   std::map<std::string, std::string> settings;
+  Preflight preflight = Preflight::kReloads;
 };
 
 class Environment;
@@ -96,9 +113,24 @@ class Instance {
   std::shared_ptr<LoadedLibrary> library_;
   std::vector<Instance*> imports_;
   std::vector<Registration> registrations_;  // revoked when this instance goes
+  std::vector<int> init_threads_;            // threads that appeared while its init ran
+  bool torn_down_ = false;
+};
+
+// A library whose instances were replaced or unloaded but which is still
+// mapped, and why (see Environment::Reload, "Retirement").
+struct RetiredLibrary {
+  std::string copy;                    // the private copy (on disk while mapped)
+  std::string source;                  // the module file it was made from
+  std::vector<std::string> instances;  // "ssr#head", ...
+  std::string reason;                  // why it is not closed yet
+  bool kept_for_good = false;          // it will never be closed (no teardown, ...)
 };
 
 // Told about instance life-cycle events; the registry layer listens here.
+// Events of one Import, Reload or Unload arrive together when it commits:
+// the replaced instances' unloading first, then the new instances' readiness,
+// then the accessors revoked and registered.
 class InstanceListener {
  public:
   virtual ~InstanceListener() = default;
@@ -107,14 +139,28 @@ class InstanceListener {
   // `provider` registered `impl` on `slot` of `target` during its init.
   virtual void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,
                                     const Instance& provider) = 0;
-  // `provider` is going away (torn down, or its init failed): its accessor on
-  // `slot` of `target` was put back to the module-level default.
+  // `provider` is going away (unloaded or replaced): its accessor on `slot` of
+  // `target` was put back to the module-level default.
   virtual void OnAccessorRevoked(const Instance& target, const modgraph_slot_decl& slot,
                                  const Instance& provider) = 0;
-  // `instance` is about to be torn down and unloaded.
+  // `instance` leaves its environment (unloaded, or replaced by a reload).
   virtual void OnInstanceUnloading(const Instance& instance) = 0;
 };
 
+// Which modules provide accessors for a module, beyond what the loaded
+// descriptors of one environment declare (the topology's whole catalog).
+class ProviderCatalog {
+ public:
+  virtual ~ProviderCatalog() = default;
+  virtual std::vector<std::string> ProvidersFor(std::string_view module_id) const = 0;
+};
+
+// Thread-safety: every member may be called from any thread. Import, Reload,
+// Unload, ApplyPolicy and ReleaseRetired are serialised; Find and instances()
+// may run concurrently with them (a request thread finding its page while a
+// watcher reloads). An Instance* stays valid while the instance is live and,
+// after it was replaced or unloaded, while any request that started before
+// that is alive (its library is retired, not closed).
 class Environment {
  public:
   // Checks the spec (name, roots exist, bundle inside a root) and, for a bundled
@@ -129,68 +175,112 @@ class Environment {
   const std::string& name() const { return spec_.name; }
 
   // Returns the ready instance of `module_id`, loading and initialising it and
-  // its imports first. On error nothing created by this call stays loaded.
+  // its imports first (and, under auto, every provider of every module it
+  // brings in). A transaction: on error nothing created by this call stays
+  // loaded or registered.
   absl::StatusOr<Instance*> Import(std::string_view module_id);
   // Imports every entry module of the spec, stopping at the first error.
   absl::Status ImportEntries();
+  // Under the auto policy, imports every provider declared (by the catalog or
+  // a loaded descriptor) for a module instantiated here, in one transaction.
+  // True if it loaded anything; false under warn and strict.
+  absl::StatusOr<bool> ApplyPolicy();
 
   // The instance of `module_id` if it is ready, else null.
   Instance* Find(std::string_view module_id) const;
   // Ready instances in initialisation order (imports before importers).
-  const std::vector<Instance*>& instances() const { return init_order_; }
+  std::vector<Instance*> instances() const;
 
-  // Re-creates `module_id` and every instance that imports it (transitively) from
-  // fresh copies, as a dev server does when a file changes. Unloaded libraries
-  // are retired, not closed: their copies leave the file system at once, but
-  // their code stays mapped until every request that started before the unload
-  // has ended (a request's state object or a suspended coroutine may use it).
+  // Re-creates `module_id` and every instance that imports it (transitively, and
+  // every module sharing a library with one of them) from fresh copies, as a dev
+  // server does when a file changes. A transaction: the new copies are loaded
+  // (preflighted per spec().preflight), initialised and registered beside the
+  // old ones (under auto with their providers), and only when all of that
+  // succeeded do they replace the old instances, at once. On error the old
+  // instances keep serving unchanged and the status names the module, its file
+  // and the cause; a later Reload starts afresh. The replaced libraries are
+  // retired (ReleaseRetired).
   absl::Status Reload(std::string_view module_id);
-  // Tears down and unloads `module_id` and its importers (retired, as above).
+  // Removes `module_id` and its importers in one transaction; they are retired.
+  // Under auto the providers the remaining instances need are kept (re-imported
+  // when the unloaded set contained them): the registry stays right.
   absl::Status Unload(std::string_view module_id);
 
-  // Closes the retired libraries that no request can still use: those whose
-  // requests started before the unload have all ended. Runs on every Import,
-  // Reload and Unload too. Returns how many libraries were closed. Work that is
-  // not a request (a detached thread using module code) is not tracked.
+  // Retirement. A retired library is closed once (1) every request that
+  // started before it was retired has ended (request generations, chained: see
+  // SealRequestGeneration), then (2) its instances' teardown has run and
+  // returned, and (3) no thread that appeared while their init ran is alive.
+  // A library with a module that declares no teardown is never closed: nothing
+  // says its code has stopped running (a detached thread, a callback handed to
+  // another library). Runs on every Import, Reload and Unload too; returns how
+  // many libraries it closed. Copies stay on disk while mapped.
   std::size_t ReleaseRetired();
-  std::size_t retired_count() const { return retired_.size(); }
+  std::size_t retired_count() const;
+  // The retired libraries still mapped, and why.
+  std::vector<RetiredLibrary> retired() const;
+  // Libraries (copies) this environment holds for its live instances.
+  std::size_t library_count() const;
 
   // Not owned; set before the first import.
   void set_listener(InstanceListener* listener) { listener_ = listener; }
+  void set_provider_catalog(const ProviderCatalog* catalog) { catalog_ = catalog; }
 
  private:
   struct Transaction;
+  struct Retired;
   friend struct HostCallbacks;
 
   Environment(EnvironmentSpec spec, LibraryLoader& loader);
 
+  Instance* Resolve(std::string_view module_id, const Transaction* tx) const;
   absl::Status Instantiate(std::string_view module_id, std::vector<std::string>& chain,
                            std::string_view importer, Transaction& tx);
   absl::Status Discover(std::string_view module_id, std::string_view importer, Transaction& tx);
+  // Loads `relative` beneath `root` (preflighted first if asked and the file
+  // changed), refusing what its static initialisers failed to register.
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadLibrary(const std::filesystem::path& root,
+                                                             const std::filesystem::path& relative,
+                                                             std::string_view label,
+                                                             bool preflight);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadModuleLibrary(std::string_view module_id,
+                                                                   bool preflight);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadBundle(bool preflight);
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> LoadAgain(const LoadedLibrary& library,
+                                                           std::string_view label, bool preflight);
   absl::Status AdoptLibrary(std::shared_ptr<LoadedLibrary> library, Transaction& tx);
-  absl::Status RunInit(Instance& instance);
-  absl::StatusOr<std::filesystem::path> Locate(std::string_view module_id) const;
-  absl::Status CheckInsideRoots(const std::filesystem::path& path) const;
-  void TearDown(Instance& instance);
-  // Puts back the defaults of every slot `provider` registered on: its code is
-  // about to be unloaded, and nothing half-loaded may stay registered.
-  void RevokeRegistrations(Instance& provider);
-  void TearDownAll();
+  absl::Status RunInit(Instance& instance, Transaction& tx);
+  absl::Status ApplyAuto(Transaction& tx);
+  // The live registration on `slot` of `target` other than by a replaced
+  // instance, including those made earlier in `tx`; null if none.
+  const Instance* RegisteredBy(const Instance& target, const modgraph_slot_decl& slot,
+                               const Transaction& tx) const;
+  void Commit(Transaction& tx, const std::vector<Instance*>& retiring);
   void Rollback(Transaction& tx);
   std::vector<Instance*> WithImporters(std::string_view module_id) const;
-  void Remove(const std::vector<Instance*>& doomed);
-  void Retire(std::shared_ptr<LoadedLibrary> library);
+  std::vector<std::string> ProvidersOf(std::string_view module_id, const Transaction& tx) const;
+  bool IsPublished(const Instance& instance, const Transaction& tx) const;
+  Instance* FindLocked(std::string_view module_id) const;
+  void UnloadBundled(const std::vector<Instance*>& leaving);
+  std::size_t ReleaseRetiredLocked();
+  // Tears down and closes what `list` may close now; returns libraries closed.
+  static std::size_t Release(std::vector<std::unique_ptr<Retired>>& list);
+  // Retired libraries of destroyed environments that could not close yet.
+  struct Graveyard;
+  static Graveyard& TheGraveyard();
 
   EnvironmentSpec spec_;
   LibraryLoader& loader_;
   InstanceListener* listener_ = nullptr;
+  const ProviderCatalog* catalog_ = nullptr;
+  mutable std::mutex mu_;  // serialises changes; guards everything below
   std::shared_ptr<LoadedLibrary> bundle_;
-  struct Retired {
-    std::shared_ptr<LoadedLibrary> library;
-    std::weak_ptr<const void> requests_before;  // expires when they have all ended
-  };
-  std::vector<Retired> retired_;
-  std::map<std::string, std::unique_ptr<Instance>, std::less<>> instances_;
+  std::vector<std::unique_ptr<Retired>> retired_;
+  // Every instance, discovered or ready (mutated only under both locks).
+  std::map<std::string, std::shared_ptr<Instance>, std::less<>> instances_;
+  // What readers see: the ready instances, swapped at commit. Guarded by
+  // published_mu_ (readers never wait for a reload's loading and init).
+  mutable std::shared_mutex published_mu_;
+  std::map<std::string, Instance*, std::less<>> published_;
   std::vector<Instance*> init_order_;
 };
 

@@ -8,6 +8,7 @@
 //
 //   name = "my-app"
 //   policy = "auto"                # warn | strict | auto (default warn)
+//   preflight = "reloads"          # off | reloads | always (environment.h; default reloads)
 //   deployment_id = "dpl-42"       # else $MODGRAPH_DEPLOYMENT_ID; cache keys use it
 //   build_id = "b-7"
 //   [providers]                    # extra provider declarations (descriptors declare too)
@@ -21,7 +22,7 @@
 //   mode = "isolated"             # or "bundled"
 //   module_roots = ["modules"]     # relative to this file
 //   entries = ["server-entry"]
-//   policy = "warn"                # overrides the topology's policy here
+//   policy = "warn"                # overrides the topology's policy here (so does preflight)
 //   [[environments]]
 //   name = "prod"
 //   mode = "bundled"
@@ -69,6 +70,8 @@ struct TopologySpec {
 
 // Sets every environment's policy (the CLI's --policy).
 void OverridePolicy(TopologySpec& spec, Policy policy);
+// Sets every environment's preflight (the CLI preflights every load).
+void OverridePreflight(TopologySpec& spec, Preflight preflight);
 
 // Parses TOML text; relative paths resolve against `base_dir`.
 absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::string_view origin,
@@ -91,13 +94,16 @@ class Topology {
 
   ~Topology();
 
-  // Imports every environment's entry modules, then applies the auto policy.
-  // An environment that fails keeps whatever it had and the others still load;
-  // one status per failure.
+  // Imports every environment's entry modules (each environment applying its
+  // policy as it goes), then applies auto again wherever another environment
+  // taught the provider catalog something new. An environment that fails keeps
+  // whatever it had and the others still load; one status per failure.
   std::vector<absl::Status> LoadEntries();
 
   // Reloads `module_id` (and its importers) in `environment`, as a dev server
-  // does when a file changes; under auto the providers register again.
+  // does when a file changes: a transaction (Environment::Reload); under auto
+  // the providers register again inside it. On error the old instances keep
+  // serving.
   absl::Status Reload(std::string_view environment, std::string_view module_id);
 
   const TopologySpec& spec() const { return spec_; }
@@ -110,8 +116,7 @@ class Topology {
  private:
   class RegistryFeed;
   Topology() = default;
-  // Under auto: imports every known provider of every instantiated module into
-  // each auto environment until nothing changes.
+  // Environment::ApplyPolicy() on every auto environment until nothing changes.
   std::vector<absl::Status> ApplyAutoPolicy();
 
   TopologySpec spec_;

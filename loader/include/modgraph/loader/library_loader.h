@@ -5,18 +5,26 @@
 // loader gives every (environment, library) pair a private copy — a temp file
 // whose name says which environment and module it is (gdb, perf and sanitizer
 // output stay readable), or optionally a memfd — opens it RTLD_LOCAL|RTLD_NOW and
-// removes it when the library is unloaded. Descriptors are discovered from the
-// library's "modgraph" ELF section with boost::dll::library_info.
+// removes it when the library is unloaded.
+//
+// Module roots are untrusted input. A library is opened once, relative to a
+// descriptor of its module root (no path component may leave the root), its
+// owner and mode are checked on that descriptor, its bytes are read from it,
+// inspected (modgraph/loader/internal/elf.h) and copied, and only the private
+// copy — which nobody else can write — is handed to dlopen. What is checked is
+// what runs. Descriptors are discovered from the dynamic symbol table, as dlsym
+// sees it.
 //
 //   LibraryLoader loader;
 //   absl::StatusOr<std::shared_ptr<LoadedLibrary>> lib =
-//       loader.Load("/opt/app/modules/head.so", {.environment = "ssr", .label = "head"});
+//       loader.Load("/opt/app/modules", "head.so", {.environment = "ssr", .label = "head"});
 //   for (const modgraph_module_descriptor* d : (*lib)->descriptors()) ...
 #ifndef MODGRAPH_LOADER_LIBRARY_LOADER_H_
 #define MODGRAPH_LOADER_LIBRARY_LOADER_H_
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -75,6 +83,11 @@ class LoadedLibrary {
 struct LoadRequest {
   std::string environment;  // names the copy; used in error messages
   std::string label;        // usually the module id or "bundle"
+  // Called with the path of the checked private copy (or of the checked file
+  // itself) just before dlopen; an error stops the load and the copy is removed.
+  // Environments preflight here (preflight.h), so the helper runs exactly the
+  // bytes that would load.
+  std::function<absl::Status(const std::filesystem::path& copy)> before_dlopen;
 };
 
 class LibraryLoader {
@@ -89,15 +102,46 @@ class LibraryLoader {
     // Load libraries with GNU unique symbols anyway (only to demonstrate the trap:
     // their copies share those symbols' state).
     bool allow_gnu_unique = false;
+    // Load libraries that export symbols other than their descriptor aliases
+    // (the dynamic linker may bind them to the host's or another copy's
+    // definition; only to demonstrate that trap).
+    bool allow_interposable_exports = false;
+    // Accept module files, roots and their parent directories that group or
+    // others may write, as long as the running user owns them (a shared build
+    // tree on a single-user machine). Off: such paths are refused.
+    bool allow_writable_module_paths = false;
+    // Tests only: runs after the file has been opened and its owner and mode
+    // checked, before its bytes are read — where a swap of the file by name
+    // would have to happen to change what loads.
+    std::function<void(const std::filesystem::path& file)> after_checks_for_test;
   };
 
   LibraryLoader();
   explicit LibraryLoader(Options options);
   ~LibraryLoader();
 
-  // Validates `source` (exists, regular, an ELF shared object, not writable by
-  // other users), makes the private copy, dlopens it and discovers its modules.
-  // Every error names the file and the environment and says what to do.
+  // Loads `file`, a path relative to the module root `root` that must stay
+  // inside it (symlinks may point elsewhere inside the root, never out).
+  // Refused, before any byte of the library runs:
+  //   - a root, a directory between it and the file, or a parent directory of
+  //     the root that is owned by another user (other than root) or writable
+  //     by group or others — as sshd checks key paths; a sticky directory such
+  //     as /tmp is accepted as a parent (others cannot rename what they do not
+  //     own) — and a file likewise (PermissionDenied, with the chmod that fixes
+  //     it; see Options::allow_writable_module_paths);
+  //   - anything not a regular file, not ELF (decided on the first 64 bytes),
+  //     not a shared object for this machine, or malformed (InvalidArgument);
+  //   - GNU unique symbols, exports other than the descriptor aliases, or
+  //     thread-local storage of its own in the static TLS model
+  //     (FailedPrecondition, naming the build flag that fixes it).
+  // Then the private copy is made from the bytes read, dlopened, and its
+  // descriptors are checked (ABI version, alias derived from a valid id).
+  // NotFound when the file does not exist. Every error names the file and the
+  // environment and says what to do.
+  absl::StatusOr<std::shared_ptr<LoadedLibrary>> Load(const std::filesystem::path& root,
+                                                      const std::filesystem::path& file,
+                                                      const LoadRequest& request);
+  // Load(source.parent_path(), source.filename(), request).
   absl::StatusOr<std::shared_ptr<LoadedLibrary>> Load(const std::filesystem::path& source,
                                                       const LoadRequest& request);
 
@@ -107,13 +151,16 @@ class LibraryLoader {
  private:
   absl::StatusOr<std::filesystem::path> MakeTempCopy(std::string_view bytes,
                                                      const LoadRequest& request);
+  absl::Status EnsureCopyDirectory();
 
   Options options_;
   std::filesystem::path copy_dir_;
+  int copy_dir_lock_ = -1;  // flock'ed for this loader's life: the directory is in use
   uint64_t copy_sequence_ = 0;
 };
 
-// Names of the STB_GNU_UNIQUE symbols in an ELF file's dynamic symbol table.
+// Names of the STB_GNU_UNIQUE symbols in the dynamic symbol table of the ELF
+// file at `path` (empty when it cannot be read or is not ELF).
 std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
 
 // The alias a module with this id must export: "modgraph_module_" + id, '-' → '_'.

@@ -13,6 +13,13 @@
 // Accessor slots (a module-level default a provider can replace) are declared
 // with modgraph/registry/slot.h.
 //
+// Teardown: a module whose copy may be closed after a reload or unload declares
+// `.teardown`; when it returns, nothing of the module's code may run any more
+// (its threads joined, its callbacks unregistered). A module with nothing to
+// stop says so with `.teardown = &modgraph::sdk::nothing_to_stop`. A module
+// that declares no teardown is never closed: its retired copies stay mapped for
+// the life of the process (docs/loader.md, "Retirement").
+//
 // Build modules with modgraph_add_module() (cmake/ModgraphModule.cmake): hidden
 // visibility and -fno-gnu-unique, linked only against modgraph::core.
 #ifndef MODGRAPH_LOADER_SDK_H_
@@ -30,6 +37,19 @@
 
 namespace modgraph::sdk {
 
+// Thrown by ModuleContext when the host refused an import or a registration.
+// The host has already recorded the detailed reason (which import was not
+// declared, which signature differs, ...); run_init() lets that reason stand
+// instead of replacing it with this exception's short message.
+class HostError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A teardown for modules that start nothing: no threads, timers or callbacks
+// that outlive a call into the module. Declaring it lets retired copies close.
+inline void nothing_to_stop() noexcept {}
+
 // The host's services during init, wrapped for C++.
 class ModuleContext {
  public:
@@ -43,7 +63,7 @@ class ModuleContext {
   template <class Api>
   const Api& import(const char* module_id) const {
     const void* api = args_->api->import_module(args_->host, module_id);
-    if (api == nullptr) throw std::runtime_error(std::string("cannot import ") + module_id);
+    if (api == nullptr) throw HostError(std::string("cannot import ") + module_id);
     return *static_cast<const Api*>(api);
   }
 
@@ -56,8 +76,7 @@ class ModuleContext {
   void register_accessor(const char* module_id, typename SlotType::Signature* impl) const {
     if (args_->api->register_accessor(args_->host, module_id, SlotType::kName, SlotType::kSignature,
                                       reinterpret_cast<void*>(impl)) != 0) {
-      throw std::runtime_error(std::string("cannot register ") + SlotType::kName + " on " +
-                               module_id);
+      throw HostError(std::string("cannot register ") + SlotType::kName + " on " + module_id);
     }
   }
 
@@ -73,6 +92,8 @@ struct ModuleSpec {
   std::span<const char* const> provides_for{};
   const void* api = nullptr;
   void (*init)(ModuleContext&) = nullptr;  // throws to fail
+  // Stops everything the module started; see "Teardown" above. Must not throw
+  // (an exception is swallowed: it cannot cross the C ABI).
   void (*teardown)() = nullptr;
 };
 
@@ -84,6 +105,8 @@ inline int run_init(const ModuleSpec& spec, const modgraph_init_args* args) noex
     ModuleContext context(args);
     spec.init(context);
     return 0;
+  } catch (const HostError&) {
+    // The host recorded the detailed reason when it refused the call.
   } catch (const std::exception& error) {
     args->api->set_error(args->host, error.what());
   } catch (...) {
@@ -92,8 +115,19 @@ inline int run_init(const ModuleSpec& spec, const modgraph_init_args* args) noex
   return 1;
 }
 
+// Runs the spec's teardown; exceptions never cross the C ABI.
+inline void run_teardown(const ModuleSpec& spec) noexcept {
+  try {
+    spec.teardown();
+  } catch (...) {
+  }
+}
+
+// The descriptor's teardown is null when the spec declares none: the host then
+// knows the module never said its code has stopped.
 inline modgraph_module_descriptor make_descriptor(const ModuleSpec& spec,
-                                                  int (*init)(const modgraph_init_args*)) {
+                                                  int (*init)(const modgraph_init_args*),
+                                                  void (*teardown)() = nullptr) {
   return {MODGRAPH_ABI_VERSION,
           sizeof(modgraph_module_descriptor),
           spec.id,
@@ -105,7 +139,7 @@ inline modgraph_module_descriptor make_descriptor(const ModuleSpec& spec,
           static_cast<uint32_t>(spec.provides_for.size()),
           spec.api,
           init,
-          spec.teardown};
+          spec.teardown != nullptr ? teardown : nullptr};
 }
 
 }  // namespace modgraph::sdk
@@ -113,13 +147,15 @@ inline modgraph_module_descriptor make_descriptor(const ModuleSpec& spec,
 // Exports one module. `symbol` must be the module id with '-' spelled '_' (the
 // loader checks it): the alias is a weak ELF symbol, so deriving it from the id
 // keeps two modules in one bundle from silently merging.
-#define MODGRAPH_MODULE(symbol, ...)                                                               \
-  namespace modgraph_module_spec_##symbol {                                                        \
-    const ::modgraph::sdk::ModuleSpec kSpec = __VA_ARGS__;                                         \
-    int Init(const modgraph_init_args* args) { return ::modgraph::sdk::run_init(kSpec, args); }    \
-    const modgraph_module_descriptor kDescriptor = ::modgraph::sdk::make_descriptor(kSpec, &Init); \
-  }                                                                                                \
-  BOOST_DLL_ALIAS_SECTIONED(modgraph_module_spec_##symbol::kDescriptor, modgraph_module_##symbol,  \
+#define MODGRAPH_MODULE(symbol, ...)                                                              \
+  namespace modgraph_module_spec_##symbol {                                                       \
+    const ::modgraph::sdk::ModuleSpec kSpec = __VA_ARGS__;                                        \
+    int Init(const modgraph_init_args* args) { return ::modgraph::sdk::run_init(kSpec, args); }   \
+    void Teardown() { ::modgraph::sdk::run_teardown(kSpec); }                                     \
+    const modgraph_module_descriptor kDescriptor =                                                \
+        ::modgraph::sdk::make_descriptor(kSpec, &Init, &Teardown);                                \
+  }                                                                                               \
+  BOOST_DLL_ALIAS_SECTIONED(modgraph_module_spec_##symbol::kDescriptor, modgraph_module_##symbol, \
                             modgraph)
 
 #endif  // MODGRAPH_LOADER_SDK_H_

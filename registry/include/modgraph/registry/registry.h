@@ -62,6 +62,14 @@ struct Finding {
   std::vector<std::string> fixing_providers;  // modules declaring they provide for `module`
 };
 
+// A provider declaration whose target module no environment loads — a typo,
+// or a leftover: the provider would never register anything.
+struct DanglingProvider {
+  std::string provider;     // module id
+  std::string target;       // module id that no environment loads
+  std::string declared_by;  // "[providers] of app.toml", "provides_for of node#x-state"
+};
+
 class Registry {
  public:
   explicit Registry(Sentinel& sentinel = Sentinel::Global());
@@ -72,15 +80,19 @@ class Registry {
   // An instance became ready. `slots` are its descriptor's slots; their state
   // (default or not) is read from the slots themselves.
   void AddInstance(InstanceRecord record, std::span<const modgraph_slot_decl> slots);
-  // `provider` registered an accessor on `slot` of `instance`.
-  void MarkRegistered(std::string_view instance, std::string_view slot, std::string_view provider);
+  // `provider` (loaded from the copy `provider_library`) registered an accessor
+  // on `slot` of `instance`.
+  void MarkRegistered(std::string_view instance, std::string_view slot, std::string_view provider,
+                      std::string_view provider_library = {});
   // The provider that registered `slot` of `instance` went away: the slot is back
   // on its module-level default.
   void MarkUnregistered(std::string_view instance, std::string_view slot);
   // The instance is being unloaded.
   void RemoveInstance(std::string_view instance);
   // Adds to the provider catalog (the topology's [providers] table).
-  void DeclareProvider(std::string_view provider_module, std::string_view target_module);
+  // `declared_by` says where the declaration came from, for reports.
+  void DeclareProvider(std::string_view provider_module, std::string_view target_module,
+                       std::string_view declared_by = {});
 
   std::vector<InstanceRecord> instances() const;
   std::optional<InstanceRecord> Find(std::string_view instance) const;
@@ -89,6 +101,9 @@ class Registry {
   // Every slot still on its default, with twins and fixing providers; sorted by
   // instance then slot.
   std::vector<Finding> Findings() const;
+  // Provider declarations whose target module has no instance in any
+  // environment; sorted by target, then provider.
+  std::vector<DanglingProvider> DanglingProviders() const;
 
  private:
   struct Entry {
@@ -100,6 +115,8 @@ class Registry {
   Sentinel& sentinel_;
   std::map<std::string, Entry, std::less<>> entries_;
   std::map<std::string, std::set<std::string>, std::less<>> providers_;  // target → providers
+  // (target, provider) → where each declaration came from
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> declared_by_;
 };
 
 }  // namespace modgraph

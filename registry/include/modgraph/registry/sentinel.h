@@ -12,6 +12,16 @@
 // process-wide and lives in modgraph_core, like the context anchor, so every
 // module copy reports to the same one.
 //
+// A registered slot can still reach module-level state: when its provider's
+// accessor runs with no request scope — on a plain std::thread, in a callback
+// or pool task that did not carry the context — the provider falls back to
+// its module-level default. Providers read their state through
+// provider_state() (provider.h); when that finds no scope while requests are in
+// flight, it reports a *lost context* here (instance, slot, provider, thread).
+// Under the strict policy the requests in flight at that moment fail (the page
+// host answers 500 with LostContextMessage()); nothing is thrown on the thread
+// that lost the context, which may not be able to carry an exception.
+//
 //   Sentinel& sentinel = Sentinel::Global();
 //   ... run requests ...
 //   for (const CrossRequestLeak& leak : sentinel.leaks()) print(leak);
@@ -20,8 +30,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "modgraph/registry/policy.h"
@@ -48,6 +60,31 @@ struct CrossRequestLeak {
   std::string environment, module, instance, slot;
   std::uint64_t first_request = 0;   // touched the module-level state first
   std::uint64_t second_request = 0;  // then touched the same state
+};
+
+// A provider's accessor (or a module's own context-backed accessor) ran with no
+// request scope while requests were in flight: the work that called it lost
+// its request's context and got module-level state instead.
+struct LostContext {
+  std::string environment, module, instance;  // the instance whose state was reached
+  std::string slot;                           // the slot (or the module's accessor) that was called
+  std::string provider;  // the instance whose accessor ran, e.g. "ssr#head-state"; may be empty
+  std::string library;   // the loaded copy the accessor's code lives in
+  Policy policy = Policy::kWarn;
+  std::uint64_t thread_id = 0;         // the kernel thread id (gettid) it ran on
+  std::size_t requests_in_flight = 0;  // requests alive at that moment
+};
+
+// What a lost context means and how to carry the context (bind, submit,
+// spawn_thread); under strict prefixed with the policy's verdict.
+std::string LostContextMessage(const LostContext& lost);
+
+// Where the accessors of one loaded instance live, for naming lost contexts.
+struct InstanceSite {
+  std::string environment;
+  std::string module;
+  std::string instance;
+  Policy policy = Policy::kWarn;
 };
 
 // Thrown into the request under the strict policy.
@@ -77,11 +114,39 @@ class Sentinel {
   // throws StrictPolicyError under the strict policy.
   void OnFallback(void* const* slot_key, std::uint64_t request_id);
 
+  // The instance `site` was loaded from the copy `library` (its loaded path,
+  // unique per copy; a bundle holds several instances). Lost contexts are named
+  // through it. Unwatching an instance drops the registrations made on it.
+  void WatchInstance(std::string library, InstanceSite site);
+  void UnwatchInstance(std::string_view library, std::string_view instance);
+  // `provider_instance`, loaded from `provider_library`, registered an accessor
+  // on slot `target.slot` of `target.instance`, loaded from `target_library`.
+  void WatchRegistration(std::string provider_library, std::string provider_instance,
+                         std::string target_library, SlotSite target);
+  void UnwatchRegistration(std::string_view target_library, std::string_view target_instance,
+                           std::string_view slot);
+
+  // Called by provider_state() / check_request_scope() (provider.h) when an
+  // accessor finds no request scope while requests are in flight. `anchor` is
+  // any object of the calling module copy (names the copy through dladdr);
+  // `module_id` narrows a bundle to one module (may be null); `accessor` is the
+  // slot name, or the module's own accessor name. Records the event; never throws.
+  void OnLostContext(const void* anchor, const char* module_id, const char* accessor);
+
   // Recorded events, oldest first (at most kMaxEvents each; counts are exact).
   std::vector<FallbackHit> fallback_hits() const;
   std::vector<CrossRequestLeak> leaks() const;
+  std::vector<LostContext> lost_contexts() const;
   std::uint64_t fallback_hit_count() const;
   std::uint64_t leak_count() const;
+  std::uint64_t lost_context_count() const;
+
+  // A mark for StrictLostContextSince(): grows with every lost context ever
+  // recorded (ClearEvents() does not reset it).
+  std::uint64_t lost_context_mark() const;
+  // The latest lost context under the strict policy recorded after `mark`, if
+  // any: a request that was in flight then fails with its message.
+  std::optional<LostContext> StrictLostContextSince(std::uint64_t mark) const;
   // Forgets recorded events (not the watched slots).
   void ClearEvents();
 
@@ -95,6 +160,9 @@ class Sentinel {
 namespace registry_internal {
 // The out-of-line fallback path of Slot::operator().
 [[gnu::cold, gnu::noinline]] void OnFallback(void* const* slot_key, std::uint64_t request_id);
+// The out-of-line path of provider_state() and check_request_scope().
+[[gnu::cold, gnu::noinline]] void OnLostContext(const void* anchor, const char* module_id,
+                                                const char* accessor) noexcept;
 }  // namespace registry_internal
 
 }  // namespace modgraph

@@ -14,12 +14,18 @@
 //   // head-state.cc, in init: this environment's head gets the request's state.
 //   context.register_accessor<GetSsrHeadChildren>("head", &RequestChildren);
 //
-// Calling a slot is a load, one compare and an indirect call. While the slot
+// Calling a slot is a load, one compare and an indirect call. The host may
+// rewrite the slot's cell while requests call it (a provider registering after a
+// reload): the cell is read and written atomically (std::atomic_ref; the read
+// is an acquire load, a plain `mov` on x86-64), so a caller sees either the old
+// accessor or the new one, and the new one's module is fully initialised. While the slot
 // still holds its default, a call inside a request scope goes to the sentinel
 // (sentinel.h): a fallback hit, a possible cross-request leak, or — under the
 // strict policy — an error thrown into the request.
 #ifndef MODGRAPH_REGISTRY_SLOT_H_
 #define MODGRAPH_REGISTRY_SLOT_H_
+
+#include <atomic>
 
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/module_abi.h"
@@ -49,7 +55,7 @@ class Slot<SlotType, R(Args...)> {
   Slot& operator=(const Slot&) = delete;
 
   R operator()(Args... args) const {
-    void* const impl = impl_;
+    void* const impl = std::atomic_ref<void*>(impl_).load(std::memory_order_acquire);
     if (impl == default_) [[unlikely]] {
       if (const std::uint64_t request = current_request_id(); request != 0) {
         registry_internal::OnFallback(&impl_, request);
@@ -59,14 +65,18 @@ class Slot<SlotType, R(Args...)> {
   }
 
   // True while no provider has registered on this instance.
-  bool is_default() const { return impl_ == default_; }
+  bool is_default() const {
+    return std::atomic_ref<void*>(impl_).load(std::memory_order_acquire) == default_;
+  }
 
   modgraph_slot_decl decl() { return {SlotType::kName, SlotType::kSignature, default_, &impl_}; }
 
  private:
   static void* to_void(Fn fn) { return reinterpret_cast<void*>(fn); }
   void* default_;
-  void* impl_;  // rewritten by the host when a provider registers
+  // Rewritten by the host when a provider registers (atomically, through
+  // modgraph_slot_decl::active_impl); mutable for the atomic_ref reads.
+  alignas(std::atomic_ref<void*>::required_alignment) mutable void* impl_;
 };
 
 }  // namespace modgraph

@@ -11,13 +11,21 @@
 //   auto pages = PageHost::Create(**topology);
 //   auto server = HttpServer::Start({}, (*pages)->MakeRouter(PageHost::YieldOnce));
 //
-// The PageHost holds the pages' API tables: it (and routers made from it) must
-// not outlive the topology, and must be re-created after a page module is
-// reloaded.
+// Reloads: the routes are fixed when the PageHost is created, but each request
+// finds the page's *current* instance in its environment (and the document's
+// server-entry likewise), so a reloaded page serves from its new copy at once
+// and no request calls into a closed one. A request renders start to finish
+// on the copy it found: the copy stays mapped while the request lives (request
+// generations; without a request scope — the server's context off — the page
+// host holds a generation share for the render). A page whose module is not
+// loaded any more answers 503. The PageHost (and routers made from it) must not
+// outlive the topology.
 //
 // Under the strict policy a page that reaches an unregistered slot gets a 500
 // whose body is the policy's error (naming environment, module, slot and the
-// provider that would fix it); the server keeps serving.
+// provider that would fix it); the server keeps serving. So does every request
+// in flight while a provider's accessor ran without a request scope (a lost
+// context, sentinel.h): the body names the slot and how to carry the context.
 #pragma once
 
 #include <functional>
@@ -71,8 +79,8 @@ class PageHost {
  private:
   struct Page {
     std::string route;
-    std::string instance;  // "ssr#concurrent-head"
-    const plugins::PageApi* api;
+    std::string module_id;  // "concurrent-head"
+    std::string instance;   // "ssr#concurrent-head"
   };
   PageHost() = default;
   boost::asio::awaitable<Response> RenderPage(const Page& page, const Request& request,
@@ -80,7 +88,8 @@ class PageHost {
 
   std::vector<Page> pages_;
   std::string pages_environment_;
-  std::string (*document_)(std::string_view head, std::string_view body) = nullptr;
+  const Environment* pages_env_ = nullptr;
+  const Environment* entry_env_ = nullptr;  // where server-entry lives, if anywhere
 };
 
 }  // namespace modgraph::server

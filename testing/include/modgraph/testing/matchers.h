@@ -3,6 +3,7 @@
 //   EXPECT_THAT(run, IsIsolated());            // each response only its own data
 //   EXPECT_THAT(run, HasFallbackHits("ssr#head"));
 //   EXPECT_THAT(run, HasCrossRequestLeak());
+//   EXPECT_THAT(run, Not(HasLostContext("ssr#head")));
 //   EXPECT_THAT(parity, HasNoDivergences());
 #pragma once
 
@@ -51,6 +52,16 @@ MATCHER(HasCrossRequestLeak, "has a cross-request leak reported by the sentinel"
                      << leak.first_request << " and " << leak.second_request;
     return true;
   }
+  return false;
+}
+
+// The sentinel recorded a lost context: a provider's accessor for `instance`'s
+// slots (any instance if empty) ran with no request scope during the run.
+MATCHER_P(HasLostContext, instance, "has a lost request context on " + std::string(instance)) {
+  for (const LostContext& lost : arg.lost_contexts) {
+    if (std::string(instance).empty() || lost.instance == instance) return true;
+  }
+  *result_listener << "with " << arg.lost_contexts.size() << " lost context(s) elsewhere";
   return false;
 }
 

@@ -48,11 +48,17 @@ struct RunReport {
   std::vector<std::size_t> release_order;  // indexes into responses
   std::vector<FallbackHit> fallback_hits;
   std::vector<CrossRequestLeak> leaks;
+  // Providers' accessors that ran without a request scope during the run.
+  std::vector<LostContext> lost_contexts;
 
   // Index of the response with this request id, or -1.
   int IndexOf(std::uint64_t request_id) const;
   // Responses whose body mentions another request's marker (see IsIsolated).
   std::vector<std::size_t> ContaminatedResponses() const;
+  // Responses whose status is not 200 (404 for a page the topology does not
+  // serve, 500 for a request the strict policy failed, ...). Their bodies say
+  // nothing about isolation: a run with any of them is no all-clear.
+  std::vector<std::size_t> NonOkResponses() const;
 };
 
 struct RunOptions {
@@ -65,6 +71,15 @@ std::vector<std::string> Targets(std::string_view pattern, int count);
 // Creates and loads a topology with every environment on `policy`; errors if any
 // entry fails to load.
 absl::StatusOr<std::unique_ptr<Topology>> LoadForTest(TopologySpec spec, Policy policy);
+
+// The routes the topology's pages serve (its [server] spec), in spec order.
+// Errors as PageHost::Create (no pages environment, a page that is not a page).
+absl::StatusOr<std::vector<std::string>> ServedRoutes(Topology& topology);
+
+// OK when the path of every target is a route the topology serves; otherwise
+// NotFound naming the first path that is not served, the pages environment
+// and every route it does serve.
+absl::Status CheckTargetsServed(Topology& topology, std::span<const std::string> targets);
 
 // Fires `targets` concurrently at the topology's pages (its [server] spec).
 absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std::string> targets,

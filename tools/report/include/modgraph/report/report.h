@@ -49,7 +49,14 @@ struct Summary {
   int findings = 0;  // slots on the module-level default
   int instances_with_findings = 0;
   int environments_with_findings = 0;
+  int dangling_providers = 0;  // provider declarations whose target nobody loads
   int errors = 0;
+};
+
+// A library whose instances were replaced or unloaded, still mapped (retired).
+struct RetiredReport {
+  std::string environment;
+  RetiredLibrary library;  // copy, source, instances and why it is kept
 };
 
 struct Report {
@@ -60,8 +67,13 @@ struct Report {
   std::vector<InstanceRecord> instances;
   // Sorted like `instances`, then by slot.
   std::vector<Finding> findings;
+  // Provider declarations that point at a module no environment loads: findings too.
+  std::vector<DanglingProvider> dangling_providers;
   // Load errors (an environment or a provider that failed), as messages.
   std::vector<std::string> errors;
+  // Retired copies still mapped, in topology order (informational: they do
+  // not change the exit code).
+  std::vector<RetiredReport> retired;
   Summary summary;
 };
 
@@ -72,7 +84,8 @@ Report BuildReport(const Topology& topology, const std::vector<absl::Status>& er
 // after editing a report by hand.
 void Summarize(Report& report);
 
-// kExitError if there are errors, else kExitFindings if there are findings,
+// kExitError if there are errors, else kExitFindings if there are findings
+// (slots without registration, or provider declarations pointing nowhere),
 // else kExitClean.
 int ExitCode(const Report& report);
 
