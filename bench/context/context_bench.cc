@@ -8,6 +8,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -211,6 +213,18 @@ void BM_ScopeEnterExitWithNewChild(benchmark::State& state) {
 }
 BENCHMARK(BM_ScopeEnterExitWithNewChild);
 
+// The RAII guard: two references taken and dropped (its context and the one it
+// replaces), against run()'s none.
+void BM_ContextScopeEnterExit(benchmark::State& state) {
+  const Context ctx = with(kValue, std::int64_t{1});
+  for (auto _ : state) {
+    benchmark::ClobberMemory();
+    ContextScope scope(ctx);
+    benchmark::DoNotOptimize(read_once());
+  }
+}
+BENCHMARK(BM_ContextScopeEnterExit);
+
 void BM_Snapshot(benchmark::State& state) {
   run(with(kValue, std::int64_t{1}), [&] {
     for (auto _ : state) benchmark::DoNotOptimize(snapshot());
@@ -293,39 +307,71 @@ BENCHMARK(BM_RequestLifecycle<1>);
 BENCHMARK(BM_RequestLifecycle<6>);
 BENCHMARK(BM_RequestLifecycle<24>);
 
-// --- Propagation per coroutine resumption: co_await post() in a loop, with a
-// plain executor (baseline), with modgraph::co_spawn's borrowing executor, and
-// with an owning wrapper (boost::asio::co_spawn(wrap_executor(ex)), which holds
-// a reference in every resumption: the previous design's cost). ---
-enum class Spawn { kPlain, kModgraph, kOwning };
+// --- Propagation per coroutine resumption: a coroutine loop of co_await
+// post(...), spawned with a plain co_spawn (the baseline) or with
+// modgraph::co_spawn inside a request. Two ways to post, as request code does:
+// through the awaiting handler's executor (co_await post(use_awaitable)), and
+// through the coroutine's executor named explicitly (co_await post(ex,
+// use_awaitable)); on the io_context itself and on a strand. ---
+enum class Spawn { kPlain, kModgraph };
+enum class Hop { kHandlerExecutor, kExplicitExecutor };
 
-void BM_CoroutineResume(benchmark::State& state, Spawn spawn) {
-  asio::io_context io(1);
-  auto body = [&state]() -> asio::awaitable<void> {
+template <class Executor>
+void spawn_loop(benchmark::State& state, const Executor& ex, Spawn spawn, Hop hop) {
+  auto body = [&state, hop]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
     for (auto _ : state) {
-      co_await asio::post(asio::use_awaitable);
+      if (hop == Hop::kHandlerExecutor) {
+        co_await asio::post(asio::use_awaitable);
+      } else {
+        co_await asio::post(executor, asio::use_awaitable);
+      }
       benchmark::DoNotOptimize(current_request_id());
     }
   };
-  switch (spawn) {
-    case Spawn::kPlain:
-      asio::co_spawn(io, body(), asio::detached);
-      break;
-    case Spawn::kModgraph:
-      run_request(RequestContext::create(1),
-                  [&] { modgraph::co_spawn(io, body(), asio::detached); });
-      break;
-    case Spawn::kOwning:
-      run_request(RequestContext::create(1), [&] {
-        asio::co_spawn(wrap_executor(io.get_executor()), body(), asio::detached);
-      });
-      break;
+  if (spawn == Spawn::kPlain) {
+    asio::co_spawn(ex, body(), asio::detached);
+  } else {
+    run_request(RequestContext::create(1), [&] { modgraph::co_spawn(ex, body(), asio::detached); });
   }
+}
+
+void BM_CoroutineResume(benchmark::State& state, Spawn spawn, Hop hop) {
+  asio::io_context io(1);
+  spawn_loop(state, io.get_executor(), spawn, hop);
   io.run();
 }
-BENCHMARK_CAPTURE(BM_CoroutineResume, plain_executor, Spawn::kPlain);
-BENCHMARK_CAPTURE(BM_CoroutineResume, context_executor, Spawn::kModgraph);
-BENCHMARK_CAPTURE(BM_CoroutineResume, owning_context_executor, Spawn::kOwning);
+BENCHMARK_CAPTURE(BM_CoroutineResume, plain_executor, Spawn::kPlain, Hop::kHandlerExecutor);
+BENCHMARK_CAPTURE(BM_CoroutineResume, context_executor, Spawn::kModgraph, Hop::kHandlerExecutor);
+BENCHMARK_CAPTURE(BM_CoroutineResume, plain_executor_explicit, Spawn::kPlain,
+                  Hop::kExplicitExecutor);
+BENCHMARK_CAPTURE(BM_CoroutineResume, context_executor_explicit, Spawn::kModgraph,
+                  Hop::kExplicitExecutor);
+
+void BM_CoroutineResumeOnStrand(benchmark::State& state, Spawn spawn, Hop hop) {
+  asio::io_context io(1);
+  spawn_loop(state, asio::make_strand(io), spawn, hop);
+  io.run();
+}
+BENCHMARK_CAPTURE(BM_CoroutineResumeOnStrand, plain_strand, Spawn::kPlain, Hop::kHandlerExecutor);
+BENCHMARK_CAPTURE(BM_CoroutineResumeOnStrand, context_strand, Spawn::kModgraph,
+                  Hop::kHandlerExecutor);
+BENCHMARK_CAPTURE(BM_CoroutineResumeOnStrand, plain_strand_explicit, Spawn::kPlain,
+                  Hop::kExplicitExecutor);
+BENCHMARK_CAPTURE(BM_CoroutineResumeOnStrand, context_strand_explicit, Spawn::kModgraph,
+                  Hop::kExplicitExecutor);
+
+// What one reference taken and dropped costs here (an atomic increment and
+// decrement): the price a resumption would pay without loans.
+void BM_ReferencePair(benchmark::State& state) {
+  const Context ctx = with(kValue, std::int64_t{1});
+  for (auto _ : state) {
+    benchmark::ClobberMemory();
+    Context copy = ctx;
+    benchmark::DoNotOptimize(copy);
+  }
+}
+BENCHMARK(BM_ReferencePair);
 
 }  // namespace
 }  // namespace modgraph::bench

@@ -1,16 +1,67 @@
 #include "modgraph/context/context.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <deque>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <string>
 
 #include "modgraph/context/request_context.h"
 #include "named_registry.h"
 
+namespace modgraph {
+namespace {
+std::atomic<LostRequestContextHandler> g_lost_request_context_handler{nullptr};
+}  // namespace
+
+LostRequestContextHandler set_lost_request_context_handler(
+    LostRequestContextHandler handler) noexcept {
+  return g_lost_request_context_handler.exchange(handler, std::memory_order_acq_rel);
+}
+
+void report_lost_request_context(std::uint64_t request_id, std::string_view where) noexcept {
+  if (LostRequestContextHandler handler =
+          g_lost_request_context_handler.load(std::memory_order_acquire)) {
+    handler(request_id, where);
+    return;
+  }
+  std::fprintf(stderr, "modgraph: request %llu lost its context: %.*s\n",
+               static_cast<unsigned long long>(request_id), static_cast<int>(where.size()),
+               where.data());
+}
+
+namespace context_internal {
+
+void report_lost_coroutine_context(std::uint64_t request, const char* file, unsigned line,
+                                   const char* function) noexcept {
+  try {
+    const std::uint64_t current = current_request_id_of(tls_current);
+    report_lost_request_context(
+        request, fmt::format("a coroutine spawned at {}:{} ({}) finished on thread {} {}: a "
+                             "completion handler resumed it directly, not through its executor "
+                             "(an operation that calls its handler on another thread); every "
+                             "step after that ran without the request's context",
+                             file, line, function, static_cast<long>(::gettid()),
+                             current == 0 ? std::string("outside any request")
+                                          : fmt::format("in request {}", current)));
+  } catch (...) {
+    report_lost_request_context(request, "a coroutine finished outside its request's context");
+  }
+}
+
+}  // namespace context_internal
+}  // namespace modgraph
+
 namespace modgraph::context_internal {
 
 constinit thread_local ContextRep* tls_current = nullptr;
+constinit thread_local ExecutorThreadState tls_executor{};
 
 namespace {
 
@@ -40,6 +91,18 @@ ContextRep* allocate_child(ContextRep* parent, std::uint32_t size) {
 }
 
 }  // namespace
+
+std::atomic<std::uint32_t>* key_epoch(std::uint32_t index) {
+  // One cell per slot index, created on first use; a deque never moves them.
+  struct Epochs {
+    std::mutex mu;
+    std::deque<std::atomic<std::uint32_t>> cells;  // guarded by mu (growth only)
+  };
+  static auto* epochs = new Epochs();  // never destroyed: module copies may outlive main
+  std::lock_guard lock(epochs->mu);
+  while (epochs->cells.size() <= index) epochs->cells.emplace_back(0);
+  return &epochs->cells[index];
+}
 
 std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t align,
                            const char* type_name) {

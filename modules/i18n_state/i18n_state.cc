@@ -9,29 +9,28 @@ namespace {
 const StateKind<LocaleStore> kLocaleState{"i18n"};
 const I18nApi* g_i18n = nullptr;
 
-// Unified scope first, then a standalone with_locale scope, then the fallback
+// The locale store of one with_locale scope, owned by the scope's context.
+// set_locale inside the scope changes this store only.
+struct ScopedLocale {
+  mutable LocaleStore store;
+};
+const Key<ScopedLocale> kWithLocale{"i18n.with_locale"};
+
+// The innermost with_locale scope, then the unified scope, then the fallback
 // (start-up code, or work that lost its request's context: reported by
 // provider_state).
 LocaleStore* RequestLocaleStore() {
+  if (const ScopedLocale* scoped = get(kWithLocale)) return &scoped->store;
   if (LocaleStore* store = provider_state<GetLocaleStore>(kLocaleState)) return store;
   return g_i18n->fallback_store();
 }
 
+// Replace, not mutate: fn runs in a child of the current context that holds
+// its own store, inside a request or outside one. The request's store is never
+// written, so two branches of one request (two threads, two coroutines) each
+// see their own locale and the request's locale is unchanged afterwards.
 void RequestRunWithLocale(const char* locale, void (*fn)(void*), void* arg) {
-  if (in_request_scope()) {
-    // Inside the unified scope the request's own store is isolated already.
-    struct Restore {
-      LocaleStore* store;
-      std::string previous;
-      ~Restore() { store->locale = std::move(previous); }
-    };
-    LocaleStore* store = kLocaleState.get();
-    Restore restore{store, std::exchange(store->locale, locale)};
-    fn(arg);
-    return;
-  }
-  LocaleStore scoped{locale};
-  kLocaleState.run_standalone(scoped, [&] { fn(arg); });
+  run(with(kWithLocale, ScopedLocale{LocaleStore{locale}}), [&] { fn(arg); });
 }
 
 void Init(sdk::ModuleContext& context) {

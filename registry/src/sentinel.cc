@@ -13,6 +13,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "modgraph/context/context.h"
 #include "modgraph/context/request_context.h"
 
 namespace modgraph {
@@ -47,6 +48,9 @@ struct Sentinel::State {
   std::uint64_t lost_mark = 0;  // events_mutex
   std::uint64_t strict_lost_mark = 0;
   std::optional<LostContext> strict_lost;  // the latest, events_mutex
+
+  std::vector<LostRequestContext> lost_requests;  // guarded by events_mutex
+  std::atomic<std::uint64_t> lost_request_count{0};
 };
 
 std::string LostContextMessage(const LostContext& lost) {
@@ -239,15 +243,34 @@ std::vector<CrossRequestLeak> Sentinel::leaks() const {
 std::uint64_t Sentinel::fallback_hit_count() const { return state_->hit_count.load(); }
 std::uint64_t Sentinel::leak_count() const { return state_->leak_count.load(); }
 
+void Sentinel::OnLostRequestContext(std::uint64_t request_id, std::string_view where) {
+  state_->lost_request_count.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard events(state_->events_mutex);
+  if (state_->lost_requests.size() < kMaxEvents) {
+    state_->lost_requests.push_back({request_id, std::string(where)});
+  }
+}
+
+std::vector<LostRequestContext> Sentinel::lost_request_contexts() const {
+  std::lock_guard events(state_->events_mutex);
+  return state_->lost_requests;
+}
+
+std::uint64_t Sentinel::lost_request_context_count() const {
+  return state_->lost_request_count.load();
+}
+
 void Sentinel::ClearEvents() {
   {
     std::lock_guard events(state_->events_mutex);
     state_->hits.clear();
     state_->leaks.clear();
     state_->lost.clear();
+    state_->lost_requests.clear();
     state_->hit_count = 0;
     state_->leak_count = 0;
     state_->lost_count = 0;
+    state_->lost_request_count = 0;
   }
   std::shared_lock lock(state_->sites_mutex);
   for (auto& [key, watched] : state_->sites) watched->last_request = 0;
@@ -267,5 +290,18 @@ void OnLostContext(const void* anchor, const char* module_id, const char* access
   }
 }
 }  // namespace registry_internal
+
+namespace {
+void RecordLostRequestContext(std::uint64_t request_id, std::string_view where) {
+  try {
+    Sentinel::Global().OnLostRequestContext(request_id, where);
+  } catch (...) {  // out of memory: the report is lost, the reporting thread is not
+  }
+}
+// The core's own initialiser (never a module's): lost request contexts reach
+// the sentinel from the first request on.
+[[maybe_unused]] const bool g_lost_request_contexts_recorded =
+    (set_lost_request_context_handler(&RecordLostRequestContext), true);
+}  // namespace
 
 }  // namespace modgraph

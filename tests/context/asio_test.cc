@@ -219,26 +219,34 @@ TEST(AsioPropagationTest, BindContextForwardsExecutorAllocatorAndCancellationSlo
   EXPECT_FALSE(asio::get_associated_cancellation_slot(plain).is_connected());
 }
 
-TEST(AsioPropagationTest, WrappedExecutorForwardsPropertiesAndKeepsTheContext) {
+TEST(AsioPropagationTest, WrappedExecutorForwardsPropertiesAndStoresNoContext) {
   asio::io_context io;
   const Key<int> tag;
   auto ex = run(with(tag, 1), [&] { return wrap_executor(io.get_executor()); });
+  EXPECT_FALSE(ex.captures_context());  // made inside a scope, yet carries nothing of it
   auto never = asio::require(ex, asio::execution::blocking.never);
   static_assert(
       std::is_same_v<decltype(never)::inner_executor_type,
                      decltype(asio::require(io.get_executor(), asio::execution::blocking.never))>);
-  EXPECT_EQ(never.context(), ex.context());
+  EXPECT_FALSE(never.captures_context());
   EXPECT_EQ(&asio::query(ex, asio::execution::context), &io);
-  // Rewrapping replaces the context rather than nesting wrappers.
-  auto rewrapped = wrap_executor(ex, Context());
+  // Taking outstanding work (what Asio does when it initiates an operation)
+  // captures the context current then.
+  auto tracked = run(with(tag, 2),
+                     [&] { return asio::prefer(ex, asio::execution::outstanding_work.tracked); });
+  ASSERT_TRUE(tracked.captures_context());
+  ASSERT_NE(tracked.context().get(tag), nullptr);
+  EXPECT_EQ(*tracked.context().get(tag), 2);
+  // Rewrapping gives the same kind of executor rather than nesting wrappers.
+  auto rewrapped = wrap_executor(ex);
   static_assert(std::is_same_v<decltype(rewrapped), decltype(ex)>);
-  EXPECT_TRUE(rewrapped.context().empty());
+  EXPECT_TRUE(rewrapped == ex);
 }
 
-// --- Lifetime of the borrowed context in modgraph::co_spawn (see asio.h). In
-// each test the request's own handle is gone right after spawning, so the
-// coroutine's pin (and whatever Asio tracks) holds the last reference; ASan
-// reports any use of the context after it is freed. ---
+// --- Lifetime of the context in modgraph::co_spawn (see asio.h). In each test
+// the request's own handle is gone right after spawning, so co_spawn's own
+// work (and whatever else Asio tracks) holds the last reference; ASan reports
+// any use of the context after it is freed. ---
 
 // Logs its destruction: shows when the request context died, and that
 // destructors run outside any context.
@@ -410,13 +418,14 @@ TEST(AsioLifetimeTest, DeferredSpawnHoldsTheContextUntilInitiated) {
   EXPECT_EQ(log, (std::vector<std::string>{"body 44", "completion 44", "destroyed"}));
 }
 
-TEST(AsioLifetimeTest, CoroutineExecutorBorrowsTrackedAndNeverBlockingCopiesOwn) {
+TEST(AsioLifetimeTest, CoroutineExecutorCarriesNoContextAndTrackedCopiesOwnTheCurrentOne) {
   asio::io_context io;
   using Plain = ContextExecutor<asio::io_context::executor_type>;
   using Never = ContextExecutor<
       std::decay_t<decltype(asio::require(io.get_executor(), asio::execution::blocking.never))>>;
   using Tracked = ContextExecutor<std::decay_t<decltype(asio::prefer(
       io.get_executor(), asio::execution::outstanding_work.tracked))>>;
+  const Key<int> tag;
   bool checked = false;
   run_request(RequestContext::create(45), [&] {
     modgraph::co_spawn(
@@ -426,14 +435,19 @@ TEST(AsioLifetimeTest, CoroutineExecutorBorrowsTrackedAndNeverBlockingCopiesOwn)
           const asio::any_io_executor never = asio::require(ex, asio::execution::blocking.never);
           const asio::any_io_executor tracked =
               asio::prefer(ex, asio::execution::outstanding_work.tracked);
-          EXPECT_TRUE(ex.target<Plain>() != nullptr && !ex.target<Plain>()->owns_context());
-          // post() and defer() require blocking.never: their work owns the context.
-          EXPECT_TRUE(never.target<Never>() != nullptr && never.target<Never>()->owns_context());
+          EXPECT_TRUE(ex.target<Plain>() != nullptr && !ex.target<Plain>()->captures_context());
+          EXPECT_TRUE(never.target<Never>() != nullptr &&
+                      !never.target<Never>()->captures_context());
           EXPECT_TRUE(tracked.target<Tracked>() != nullptr &&
                       tracked.target<Tracked>()->owns_context());
-          EXPECT_TRUE(wrap_executor(*ex.target<Plain>()).owns_context());
-          // Ownership does not change identity.
-          EXPECT_TRUE(ex.target<Plain>()->context() == current());
+          EXPECT_TRUE(tracked.target<Tracked>()->context() == current());
+          // Outstanding work taken in a nested scope belongs to that scope.
+          const asio::any_io_executor nested = run(with(tag, 7), [&] {
+            return asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          });
+          EXPECT_TRUE(nested.target<Tracked>() != nullptr &&
+                      *nested.target<Tracked>()->context().get(tag) == 7);
+          EXPECT_EQ(nested.target<Tracked>()->context().get(kRequestTag), nullptr);
           checked = true;
         },
         asio::detached);

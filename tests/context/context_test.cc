@@ -1,7 +1,10 @@
 #include "modgraph/context/context.h"
 
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -125,6 +128,137 @@ TEST(ContextTest, ReleasingALongChainDoesNotRecurse) {
   EXPECT_EQ(*ctx.get(kNumber), 199999);
   ctx = Context();  // would overflow the stack if release recursed
   EXPECT_TRUE(ctx.empty());
+}
+
+// --- Node's AsyncLocalStorage, the rest of the API: exit (run_without), a
+// default value, disable, and a scope guard (enterWith with an end). ---
+
+// asyncLocalStorage.exit(fn): the store is not visible inside fn, nor in work
+// fn hands on; other stores are; it is back after fn, also after a throw.
+TEST(ContextApiTest, RunWithoutHidesOneKeyInsideAndInWorkHandedOn) {
+  std::function<const int*()> later;
+  run(with(kNumber, 1).with(kName, std::string("kept")), [&] {
+    run_without(kNumber, [&] {
+      EXPECT_EQ(get(kNumber), nullptr);
+      ASSERT_NE(get(kName), nullptr);
+      EXPECT_EQ(*get(kName), "kept");
+      later = bind([] { return get(kNumber); });
+      run(with(kNumber, 2), [] { EXPECT_EQ(*get(kNumber), 2); });  // may set it again
+    });
+    ASSERT_NE(get(kNumber), nullptr);
+    EXPECT_EQ(*get(kNumber), 1);
+    EXPECT_THROW(run_without(kNumber, []() -> int { throw std::runtime_error("x"); }),
+                 std::runtime_error);
+    EXPECT_EQ(*get(kNumber), 1);
+  });
+  EXPECT_EQ(later(), nullptr);
+}
+
+// Node's exit-does-not-leak: alternating run and exit a hundred deep costs a
+// context per level and unwinds completely.
+TEST(ContextApiTest, NestedRunAndRunWithoutUnwindCompletely) {
+  std::function<void(int)> nest = [&](int depth) {
+    if (depth == 0) return;
+    run(with(kNumber, depth), [&] {
+      EXPECT_EQ(*get(kNumber), depth);
+      run_without(kNumber, [&] {
+        EXPECT_EQ(get(kNumber), nullptr);
+        nest(depth - 1);
+      });
+    });
+  };
+  nest(100);
+  EXPECT_TRUE(current().empty());
+}
+
+// new AsyncLocalStorage({defaultValue}): the default outside any scope and
+// wherever the key is unset; a value set wins.
+TEST(ContextApiTest, KeyWithADefaultReadsItWhereverItIsUnset) {
+  const Key<std::string> locale("test.context.locale", "en");
+  const Key<int> anonymous({}, 42);
+  ASSERT_NE(get(locale), nullptr);
+  EXPECT_EQ(*get(locale), "en");
+  EXPECT_EQ(*get(anonymous), 42);
+  run(with(locale, std::string("fr")), [&] {
+    EXPECT_EQ(*get(locale), "fr");
+    run_without(locale, [&] { EXPECT_EQ(*get(locale), "en"); });
+    EXPECT_EQ(*current().get(locale), "fr");
+  });
+  EXPECT_EQ(*Context().get(locale), "en");
+  EXPECT_EQ(get(kNumber), nullptr);  // no default: nullptr as before
+}
+
+// test-async-local-storage-enable-disable: after disable(), getStore() is
+// undefined at once — in the current scope and in work already carrying it —
+// exit() does not re-enable it, and a new run() does.
+TEST(ContextApiTest, DisabledKeyIsUnsetEverywhereUntilSetAgain) {
+  const Key<std::string> store("test.context.disable", "default");
+  const Key<std::string> same_store("test.context.disable");  // another module's declaration
+  std::function<std::string()> pending;
+  run(with(store, std::string("bar")).with(kNumber, 5), [&] {
+    pending = bind([&] { return *get(store); });
+    EXPECT_EQ(pending(), "bar");
+    store.disable();
+    EXPECT_EQ(*get(store), "default");
+    EXPECT_EQ(get(same_store), nullptr);  // the same slot, read with no default
+    EXPECT_EQ(*get(kNumber), 5);          // other keys are untouched
+    run_without(store, [&] { EXPECT_EQ(*get(store), "default"); });
+    EXPECT_EQ(*get(store), "default");
+    EXPECT_EQ(pending(), "default");
+    run(with(store, std::string("foo")), [&] {
+      EXPECT_EQ(*get(store), "foo");
+      EXPECT_EQ(*get(same_store), "foo");
+    });
+  });
+  EXPECT_EQ(pending(), "default");
+  same_store.disable();  // through the other declaration
+  EXPECT_EQ(run(with(store, std::string("again")), [&] { return *get(store); }), "again");
+}
+
+TEST(ContextApiTest, ScopeGuardInstallsUntilTheEndOfTheBlockAndNests) {
+  {
+    ContextScope outer(kNumber, 1);
+    EXPECT_EQ(*get(kNumber), 1);
+    {
+      ContextScope inner(with(kName, std::string("inner")));
+      EXPECT_EQ(*get(kNumber), 1);  // a child of the current context
+      EXPECT_EQ(*get(kName), "inner");
+      EXPECT_TRUE(inner.context() == current());
+    }
+    EXPECT_EQ(get(kName), nullptr);
+    EXPECT_EQ(*get(kNumber), 1);
+  }
+  EXPECT_TRUE(current().empty());
+}
+
+TEST(ContextApiTest, ScopeGuardRestoresOnException) {
+  run(with(kNumber, 1), [] {
+    try {
+      ContextScope scope(kNumber, 2);
+      EXPECT_EQ(*get(kNumber), 2);
+      throw std::runtime_error("boom");
+    } catch (const std::runtime_error&) {
+      EXPECT_EQ(*get(kNumber), 1);
+    }
+  });
+}
+
+// The guard keeps both contexts alive: a scope whose context was only held by
+// the caller, and whose previous context the caller dropped meanwhile, still
+// reads and restores without touching freed memory (ASan).
+TEST(ContextApiTest, ScopeGuardHoldsItsContextAndThePreviousOne) {
+  Context previous = Context().with(kName, std::string("previous"));
+  std::optional<ContextScope> outer;
+  outer.emplace(previous);
+  previous = Context();  // only the guard holds it now
+  {
+    Context mine = Context().with(kNumber, 3);
+    ContextScope scope(std::move(mine));
+    EXPECT_EQ(*get(kNumber), 3);
+  }
+  EXPECT_EQ(*get(kName), "previous");
+  outer.reset();
+  EXPECT_TRUE(current().empty());
 }
 
 }  // namespace

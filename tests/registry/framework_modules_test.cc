@@ -4,7 +4,15 @@
 #include <gmock/gmock.h>
 #include <stdlib.h>
 
+#include <barrier>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "modgraph/context/asio.h"
 #include "modgraph/context/request_context.h"
+#include "modgraph/context/thread.h"
 #include "modgraph/modules/cache_runtime.h"
 #include "modgraph/modules/i18n.h"
 #include "modgraph/modules/request_store.h"
@@ -79,6 +87,80 @@ TEST_F(SentinelTest, WithLocaleIsolatesOutsideTheUnifiedScopeAndFallsBackOutside
   EXPECT_EQ(run_request(second, [&] { return i18n.locale(); }), "en");
   EXPECT_EQ(i18n.fallback_store()->locale, "fr");
   EXPECT_EQ(sentinel().fallback_hit_count(), 0u);  // ssr#i18n is registered in dev
+}
+
+// with_locale replaces, it does not mutate: two branches of one request (two
+// pool tasks carrying its context) are both inside with_locale at once, each
+// translates in its own locale, and afterwards the request's locale is as it
+// was. Runs under ThreadSanitizer with the threads label (the with-locale-two-
+// branches case).
+TEST_F(SentinelTest, WithLocaleInTwoBranchesOfOneRequestKeepsEachBranchsLocale) {
+  auto dev = Dev(Policy::kWarn);
+  const I18nApi& i18n = ApiOf<I18nApi>(*dev, "ssr", "i18n");
+  boost::asio::thread_pool pool(2);
+  for (int round = 0; round < 20; ++round) {
+    std::barrier both_inside(2);
+    std::string fr, ja, after, set_inside;
+    RequestContext request = RequestContext::create();
+    run_request(request, [&] {
+      i18n.set_locale("en");
+      auto branch = [&](const char* locale, std::string& out) {
+        return submit(pool, [&, locale] {
+          modules::WithLocale(i18n, locale, [&] {
+            both_inside.arrive_and_wait();
+            out = i18n.translate("greeting");
+            both_inside.arrive_and_wait();
+          });
+        });
+      };
+      auto a = branch("fr", fr);
+      auto b = branch("ja", ja);
+      a.get();
+      b.get();
+      // set_locale inside with_locale changes the scope's locale only.
+      modules::WithLocale(i18n, "fr", [&] {
+        i18n.set_locale("ja");
+        set_inside = i18n.translate("farewell");
+      });
+      after = i18n.locale();
+    });
+    EXPECT_EQ(fr, "Bonjour") << "round " << round;
+    EXPECT_EQ(ja, "こんにちは") << "round " << round;
+    EXPECT_EQ(set_inside, "さようなら");
+    EXPECT_EQ(after, "en") << "round " << round;
+  }
+  EXPECT_EQ(sentinel().fallback_hit_count(), 0u);
+}
+
+// Two coroutines of one request on one io thread, each inside with_locale
+// across a co_await: interleaved, each keeps its own locale.
+TEST_F(SentinelTest, WithLocaleAcrossInterleavedCoroutinesOfOneRequest) {
+  auto dev = Dev(Policy::kWarn);
+  const I18nApi& i18n = ApiOf<I18nApi>(*dev, "ssr", "i18n");
+  boost::asio::io_context io;
+  std::vector<std::string> seen;
+  RequestContext request = RequestContext::create();
+  run_request(request, [&] {
+    for (const char* locale : {"fr", "ja"}) {
+      modgraph::co_spawn(
+          io,
+          [&, locale]() -> boost::asio::awaitable<void> {
+            // with_locale's callback is synchronous: carry its context into
+            // the coroutine the way any code would, with a scope.
+            Context scoped;
+            modules::WithLocale(i18n, locale, [&] { scoped = current(); });
+            ContextScope scope(std::move(scoped));
+            co_await boost::asio::post(boost::asio::use_awaitable);
+            seen.push_back(i18n.translate("greeting"));
+            co_await boost::asio::post(boost::asio::use_awaitable);
+            seen.push_back(i18n.locale());
+          },
+          boost::asio::detached);
+    }
+  });
+  io.run();
+  EXPECT_THAT(seen, ::testing::UnorderedElementsAre("Bonjour", "こんにちは", "fr", "ja"));
+  EXPECT_EQ(run_request(request, [&] { return i18n.locale(); }), "en");
 }
 
 TEST(FrameworkModulesTest, RequestStoreIsPerRequestAndFreshOutside) {

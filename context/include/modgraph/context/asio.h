@@ -1,12 +1,17 @@
 // modgraph/context/asio.h — carrying the request context through Boost.Asio:
-// executors, coroutines and completion handlers.
+// executors, coroutines, I/O objects and completion handlers.
 //
 // Many requests interleave on one io_context thread, switching at every
-// co_await. Asio resumes a co_spawn'ed coroutine through its executor, so an
-// executor whose execute() installs a captured context (and restores the
-// previous one afterwards) sees every resumption: the coroutine always runs in
-// its own request's context, and handlers that run between resumptions see
-// whatever they were posted with — nothing, if posted outside any scope.
+// co_await. The rule here is Node's: an operation completes in the context
+// that was current when it was *initiated* — never in the context of whoever
+// created the executor or the I/O object it runs on. A context-aware executor
+// (ContextExecutor) therefore stores no context: whatever is submitted through
+// it takes the context current at submission (post, dispatch, defer) or at
+// initiation (an I/O operation takes it when Asio takes its outstanding work),
+// and execute() installs that context around the work and restores the
+// previous one afterwards. Asio resumes a coroutine through its executor, so
+// a coroutine spawned with modgraph::co_spawn runs every step in the context
+// its previous step left current — its own request's.
 //
 //   modgraph::run_request(req, [&] {
 //     modgraph::co_spawn(io, handle(std::move(socket)), boost::asio::detached);
@@ -15,21 +20,34 @@
 //
 //   boost::asio::post(io, modgraph::bind_context(on_done));  // runs in this context
 //
+// Pooled I/O objects are safe by construction: a timer or socket built inside
+// request 1 from `co_await this_coro::executor` and reused by request 2 runs
+// request 2's operations and callbacks in request 2's context, holds no
+// reference to request 1, and never touches it after it ended (Node's fix for
+// sockets reused by http.Agent). There is no lifetime rule for executors.
+//
 // Call modgraph::co_spawn qualified: with Asio arguments, an unqualified call also
 // finds boost::asio::co_spawn by ADL.
 #pragma once
 
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/associator.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/execution/prefer_only.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdint>
+#include <exception>
+#include <source_location>
 #include <type_traits>
 #include <utility>
 
@@ -39,31 +57,67 @@ namespace modgraph {
 
 namespace context_internal {
 
-// True for outstanding_work.tracked, also when wrapped in prefer_only (as
-// any_io_executor's prefer passes it).
+// True for outstanding_work.tracked (also wrapped in prefer_only, as
+// any_io_executor's prefer passes it): Asio takes outstanding work when it
+// initiates an operation (handler_work), spawns a coroutine or builds a work
+// guard, and keeps the resulting executor until the operation completes.
 template <class P>
 struct tracks_work
     : std::is_same<std::decay_t<P>, boost::asio::execution::outstanding_work_t::tracked_t> {};
 template <class P>
 struct tracks_work<boost::asio::execution::prefer_only<P>> : tracks_work<P> {};
 
-// True for blocking.never: post() and defer() require it, so work a user posts
-// through a coroutine's executor takes an owning executor and keeps the
-// context alive however long it waits in the queue.
 template <class P>
-struct never_blocks : std::is_same<std::decay_t<P>, boost::asio::execution::blocking_t::never_t> {};
+struct untracks_work
+    : std::is_same<std::decay_t<P>, boost::asio::execution::outstanding_work_t::untracked_t> {};
 template <class P>
-struct never_blocks<boost::asio::execution::prefer_only<P>> : never_blocks<P> {};
+struct untracks_work<boost::asio::execution::prefer_only<P>> : untracks_work<P> {};
 
-// Properties whose result must own the context.
-template <class P>
-inline constexpr bool pins_context = tracks_work<P>::value || never_blocks<P>::value;
+// Executors that can promise that blocking.never work submitted from a
+// function running on them starts only after that function has returned: then
+// a step may lend its reference to the work (see Step in context.h).
+template <class Executor>
+struct LoanPolicy {
+  static constexpr bool kKnown = false;
+};
 
-// The function a ContextExecutor hands to its inner executor. Owning: holds one
-// reference, dropped after the anchor is restored. Borrowing: a plain pointer,
-// valid because whoever submitted the work keeps the context alive (see
-// ContextExecutor).
-template <class F, bool Owning>
+// An io_context executor, called on a thread that runs its io_context: work
+// submitted as a continuation goes to the thread's private queue, which the
+// scheduler publishes only when the running handler has returned.
+template <class Allocator, std::uintptr_t Bits>
+struct LoanPolicy<boost::asio::io_context::basic_executor_type<Allocator, Bits>> {
+  static constexpr bool kKnown = true;
+  using Executor = boost::asio::io_context::basic_executor_type<Allocator, Bits>;
+  static bool runs_here(const Executor& ex) noexcept { return ex.running_in_this_thread(); }
+  template <class F>
+  static void submit_after_current(const Executor& ex, F&& f) {
+    boost::asio::prefer(ex, boost::asio::execution::relationship.continuation)
+        .execute(std::forward<F>(f));
+  }
+};
+
+// A strand, called from a function running in it: the strand is locked, so new
+// work waits in its queue until the running function has returned.
+template <class Inner>
+struct LoanPolicy<boost::asio::strand<Inner>> {
+  static constexpr bool kKnown = true;
+  using Executor = boost::asio::strand<Inner>;
+  static bool runs_here(const Executor& ex) noexcept { return ex.running_in_this_thread(); }
+  template <class F>
+  static void submit_after_current(const Executor& ex, F&& f) {
+    ex.execute(std::forward<F>(f));
+  }
+};
+
+enum class Hold { kOwned, kBorrowed };
+
+// The function a ContextExecutor hands to its inner executor: runs `fn` with
+// `rep` installed. Owned: holds one reference, and runs `fn` as a step (loans,
+// see Step); the reference is dropped after the anchor is restored, unless the
+// step lent it on. Borrowed: a plain pointer, for work that runs inline (the
+// submitter's context is installed for the whole call) or that owns the
+// coroutine which keeps its context alive (see ContextExecutor).
+template <class F, Hold H>
 class InContext {
  public:
   InContext(ContextRep* rep, F fn) noexcept(std::is_nothrow_move_constructible_v<F>)
@@ -74,88 +128,149 @@ class InContext {
   InContext& operator=(const InContext&) = delete;
   InContext& operator=(InContext&&) = delete;
   ~InContext() {
-    if constexpr (Owning) release(rep_);
+    if constexpr (H == Hold::kOwned) release(rep_);
   }
 
   void operator()() {
-    ScopeGuard guard(rep_);
-    std::move(fn_)();
+    if constexpr (H == Hold::kOwned) {
+      Step step{.rep = rep_, .loans = 0, .outer = tls_executor.step};
+      tls_executor.step = &step;
+      StepEnd end{this, &step};
+      ScopeGuard guard(rep_);
+      std::move(fn_)();
+    } else {
+      ScopeGuard guard(rep_);
+      std::move(fn_)();
+    }
   }
 
+  // Gives up the reference without dropping it (a loan that was not handed on).
+  void forget() noexcept { rep_ = nullptr; }
+
  private:
+  // Runs after the anchor is restored: pops the step and settles its loans.
+  struct StepEnd {
+    InContext* self;
+    Step* step;
+    ~StepEnd() {
+      tls_executor.step = step->outer;
+      if (step->loans == 0) return;
+      // The loaned work is not running yet (LoanPolicy): the first loan takes
+      // this step's reference, each further one a new reference.
+      if (step->loans > 1) self->rep_->refs.fetch_add(step->loans - 1, std::memory_order_relaxed);
+      self->rep_ = nullptr;
+    }
+  };
+
   ContextRep* rep_;
   F fn_;
 };
 
+// The state word of a ContextExecutor. The low two bits say how work submitted
+// through it finds its context; a captured context's pointer (8-byte aligned)
+// sits in the other bits.
+inline constexpr std::uintptr_t kInitiating = 0;        // the context current at submission
+inline constexpr std::uintptr_t kContinuation = 2;      // same, borrowed (an awaitable's executor)
+inline constexpr std::uintptr_t kCapturedOwned = 1;     // rep | 1: a captured context, owned
+inline constexpr std::uintptr_t kCapturedBorrowed = 3;  // rep | 3: captured, borrowed
+inline constexpr std::uintptr_t kModeMask = 3;
+
 }  // namespace context_internal
 
-// Tag: make a ContextExecutor that borrows its context (see below).
-struct borrow_context_t {
-  explicit borrow_context_t() = default;
-};
-inline constexpr borrow_context_t borrow_context{};
-
-// An executor that runs every function it is given inside one captured context.
-// Properties (blocking, outstanding work, allocator, ...) are forwarded to the
-// inner executor; require/prefer keep the wrapper.
+// An executor that runs every function it is given in the context that was
+// current when the function was submitted, and restores the thread's previous
+// context afterwards. It stores no context of its own, so it can be kept
+// anywhere — in a pooled socket, a timer, a strand, a global — and never
+// carries one request's context into another's work or keeps a finished
+// request alive.
 //
-// Owning or borrowing. An owning executor (wrap_executor) holds a reference to
-// its context: copies, and work it submits, keep the context alive. A borrowing
-// executor holds a plain pointer: copying it, requiring/preferring properties
-// and executing work touch no reference count, which is what keeps a coroutine
-// resumption free of atomics. It is only valid while something else keeps the
-// context alive; modgraph::co_spawn makes one and guarantees that for the
-// coroutine (see there). require/prefer keep the mode, except
-// outstanding_work.tracked and blocking.never, which always give an owning
-// executor: that is how Asio keeps an executor for work that outlives the caller
-// (co_spawn's work guards, I/O operations, executor_work_guard) and how post()
-// and defer() submit work, so those copies pin the context.
+// What "submitted" means, per Asio entry point (Node's rule: the initiating
+// context wins):
+// - post / defer / dispatch / execute: the context current at that call.
+// - an I/O operation (async_wait, async_read, ...): Asio takes outstanding work
+//   on the I/O object's executor and on the handler's associated executor when
+//   the operation is initiated (prefer(outstanding_work.tracked)); those copies
+//   capture the context current then, and the completion runs in it.
+// - co_spawn: the spawning context (co_spawn takes outstanding work at once).
+// Properties (blocking, relationship, allocator, context, ...) are forwarded to
+// the inner executor; require/prefer keep the wrapper.
+//
+// Captured copies. The copies made by prefer(outstanding_work.tracked) hold
+// the captured context (one reference) for as long as Asio keeps them — until
+// the operation completes — and run direct execute()/dispatch() in it. Asio
+// makes them for its own bookkeeping; code that asks for one explicitly gets
+// an executor that belongs to the context current at that moment.
+//
+// Costs. Submitting takes one reference to the context, dropped when the work
+// has run, except where no atomic operation is needed:
+// - work that runs inline (dispatch on the thread that runs the inner
+//   executor) borrows the submitter's context;
+// - a step — owned work running on an io_context thread or in a strand — lends
+//   its reference to blocking.never work it submits to the same io_context or
+//   strand (post, defer), which cannot start before the step returns; the step
+//   settles its loans when it returns (context.h, Step);
+// - an awaitable's continuation borrows (see modgraph::co_spawn).
+// So a coroutine that resumes through co_await post(...) costs no atomic
+// operation per resumption; an I/O operation on an I/O object built from a
+// context executor takes one reference pair for the object's own work.
 template <class Executor>
 class ContextExecutor {
  public:
   using inner_executor_type = Executor;
 
-  // Owning: holds the reference `ctx` carries.
-  ContextExecutor(Executor inner, Context ctx) noexcept
-      : inner_(std::move(inner)), bits_(to_bits(ctx.detach(), true)) {}
-  // Borrowing: `ctx` must outlive every use of this executor and its copies.
-  ContextExecutor(Executor inner, borrow_context_t, const Context& ctx) noexcept
-      : inner_(std::move(inner)), bits_(to_bits(ctx.rep(), false)) {}
+  // `inner`, made context-aware. (Only from an Executor itself: a converting
+  // constructor would make any_io_executor's constructor ask whether this type
+  // is an executor while deciding it.)
+  template <class E>
+  requires std::is_same_v<std::remove_cvref_t<E>, Executor>
+  explicit ContextExecutor(E&& inner) noexcept(std::is_nothrow_constructible_v<Executor, E&&>)
+      : inner_(std::forward<E>(inner)), bits_(context_internal::kInitiating) {}
 
   ContextExecutor(const ContextExecutor& other) noexcept
       : inner_(other.inner_), bits_(other.bits_) {
-    if (owning()) context_internal::retain(rep());
+    if (owns()) context_internal::retain(rep());
   }
   ContextExecutor(ContextExecutor&& other) noexcept
-      : inner_(std::move(other.inner_)), bits_(std::exchange(other.bits_, 0)) {}
+      : inner_(std::move(other.inner_)),
+        bits_(std::exchange(other.bits_, context_internal::kInitiating)) {}
   ContextExecutor& operator=(ContextExecutor other) noexcept {
     std::swap(inner_, other.inner_);
     std::swap(bits_, other.bits_);
     return *this;
   }
   ~ContextExecutor() {
-    if (owning()) context_internal::release(rep());
+    if (owns()) context_internal::release(rep());
   }
 
   const Executor& get_inner_executor() const noexcept { return inner_; }
-  // The captured context (a new reference).
+
+  // True for a copy that captured a context (see "Captured copies").
+  bool captures_context() const noexcept { return (bits_ & 1u) != 0; }
+  // The captured context (a new reference); empty when none was captured.
   Context context() const noexcept {
+    if (!captures_context()) return Context();
     context_internal::retain(rep());
     return Context(rep());
   }
-  bool owns_context() const noexcept { return owning(); }
+  // True when this executor holds a reference to its captured context.
+  bool owns_context() const noexcept { return owns(); }
 
-  // Inline and allocation-free apart from what the inner executor does. An
-  // owning executor's work holds a reference; a borrowing executor's does not
-  // (its submitter keeps the context alive, see modgraph::co_spawn).
   template <class F>
   void execute(F&& f) const {
-    using Fn = std::decay_t<F>;
-    if (owning()) {
-      context_internal::retain(rep());
-      inner_.execute(context_internal::InContext<Fn, true>(rep(), std::forward<F>(f)));
-    } else {
-      inner_.execute(context_internal::InContext<Fn, false>(rep(), std::forward<F>(f)));
+    using context_internal::tls_current;
+    switch (bits_ & context_internal::kModeMask) {
+      case context_internal::kInitiating:
+        submit(tls_current, std::forward<F>(f));
+        return;
+      case context_internal::kCapturedOwned:
+        submit(rep(), std::forward<F>(f));
+        return;
+      case context_internal::kContinuation:
+        run_borrowed(tls_current, std::forward<F>(f));
+        return;
+      default:  // kCapturedBorrowed
+        run_borrowed(rep(), std::forward<F>(f));
+        return;
     }
   }
 
@@ -169,18 +284,18 @@ class ContextExecutor {
   template <class Property>
   auto require(const Property& p) const -> ContextExecutor<
       std::decay_t<decltype(boost::asio::require(std::declval<const Executor&>(), p))>> {
-    return rewrap(boost::asio::require(inner_, p), context_internal::pins_context<Property>);
+    return derive<Property>(boost::asio::require(inner_, p));
   }
 
   template <class Property>
   auto prefer(const Property& p) const -> ContextExecutor<
       std::decay_t<decltype(boost::asio::prefer(std::declval<const Executor&>(), p))>> {
-    return rewrap(boost::asio::prefer(inner_, p), context_internal::pins_context<Property>);
+    return derive<Property>(boost::asio::prefer(inner_, p));
   }
 
-  // Same inner executor and same context; ownership does not matter.
+  // Same inner executor and the same way of finding the context.
   friend bool operator==(const ContextExecutor& a, const ContextExecutor& b) noexcept {
-    return a.inner_ == b.inner_ && a.rep() == b.rep();
+    return a.inner_ == b.inner_ && a.bits_ == b.bits_;
   }
   friend bool operator!=(const ContextExecutor& a, const ContextExecutor& b) noexcept {
     return !(a == b);
@@ -190,136 +305,292 @@ class ContextExecutor {
   template <class>
   friend class ContextExecutor;
 
-  // The rep pointer with the low bit set when this executor owns a reference
-  // (reps are at least 8-byte aligned): the wrapper stays two words for
-  // io_context, so any_io_executor stores it without allocating.
-  static std::uintptr_t to_bits(context_internal::ContextRep* rep, bool owning) noexcept {
-    return reinterpret_cast<std::uintptr_t>(rep) | (owning ? 1u : 0u);
-  }
   context_internal::ContextRep* rep() const noexcept {
-    return reinterpret_cast<context_internal::ContextRep*>(bits_ & ~std::uintptr_t{1});
+    return reinterpret_cast<context_internal::ContextRep*>(bits_ & ~context_internal::kModeMask);
   }
-  bool owning() const noexcept { return (bits_ & 1u) != 0; }
+  bool owns() const noexcept {
+    return (bits_ & context_internal::kModeMask) == context_internal::kCapturedOwned;
+  }
 
-  // Adopts `bits` as is (the caller has taken the reference if it owns one).
+  // Adopts `bits` as is (the caller took the reference if it owns one).
   ContextExecutor(Executor inner, std::uintptr_t bits) noexcept
       : inner_(std::move(inner)), bits_(bits) {}
 
-  template <class Inner>
-  ContextExecutor<std::decay_t<Inner>> rewrap(Inner&& inner, bool tracked) const {
-    const bool owns = owning() || tracked;
-    if (owns) context_internal::retain(rep());
-    return ContextExecutor<std::decay_t<Inner>>(std::forward<Inner>(inner), to_bits(rep(), owns));
+  // The executor for `inner`, the result of require/prefer(Property) on ours.
+  template <class Property, class Inner>
+  ContextExecutor<std::decay_t<Inner>> derive(Inner&& inner) const {
+    namespace ci = context_internal;
+    using Result = ContextExecutor<std::decay_t<Inner>>;
+    const std::uintptr_t mode = bits_ & ci::kModeMask;
+    if constexpr (ci::tracks_work<Property>::value) {
+      // An initiation: capture the context current now. A continuation's
+      // executor borrows it (the awaitable it resumes keeps it alive).
+      ci::ContextRep* current = ci::tls_current;
+      if (mode == ci::kContinuation || mode == ci::kCapturedBorrowed) {
+        return Result(std::forward<Inner>(inner),
+                      reinterpret_cast<std::uintptr_t>(current) | ci::kCapturedBorrowed);
+      }
+      ci::retain(current);
+      return Result(std::forward<Inner>(inner),
+                    reinterpret_cast<std::uintptr_t>(current) | ci::kCapturedOwned);
+    } else {
+      if constexpr (ci::untracks_work<Property>::value) {
+        if (ci::tls_executor.resumption)
+          return Result(std::forward<Inner>(inner), ci::kContinuation);
+      }
+      if (owns()) ci::retain(rep());
+      return Result(std::forward<Inner>(inner), bits_);
+    }
+  }
+
+  // Runs `f` in `rep`, taking a reference unless it can borrow or lend one.
+  template <class F>
+  void submit(context_internal::ContextRep* rep, F&& f) const {
+    namespace ci = context_internal;
+    using Fn = std::decay_t<F>;
+    using Loans = ci::LoanPolicy<Executor>;
+    if constexpr (Loans::kKnown) {
+      if (Loans::runs_here(inner_)) {
+        if (boost::asio::query(inner_, boost::asio::execution::blocking) !=
+            boost::asio::execution::blocking.never) {
+          // Runs inline, inside this call: the submitter's context stays alive.
+          inner_.execute(ci::InContext<Fn, ci::Hold::kBorrowed>(rep, std::forward<F>(f)));
+          return;
+        }
+        ci::Step* step = ci::tls_executor.step;
+        if (rep != nullptr && step != nullptr && step->rep == rep) {
+          ci::InContext<Fn, ci::Hold::kOwned> work(rep, std::forward<F>(f));
+          ++step->loans;
+          try {
+            Loans::submit_after_current(inner_, std::move(work));
+          } catch (...) {
+            // Asio allocates before it moves the function: the loan is still here.
+            --step->loans;
+            work.forget();
+            throw;
+          }
+          return;
+        }
+      }
+    }
+    ci::retain(rep);
+    inner_.execute(ci::InContext<Fn, ci::Hold::kOwned>(rep, std::forward<F>(f)));
+  }
+
+  template <class F>
+  void run_borrowed(context_internal::ContextRep* rep, F&& f) const {
+    using Fn = std::decay_t<F>;
+    inner_.execute(context_internal::InContext<Fn, context_internal::Hold::kBorrowed>(
+        rep, std::forward<F>(f)));
   }
 
   Executor inner_;
   std::uintptr_t bits_;
 };
 
-// `ex` wrapped to run everything in `ctx` (by default the current context); owning.
-// Wrapping a ContextExecutor replaces its context instead of nesting; this is also
-// how to keep an executor obtained inside a modgraph::co_spawn coroutine (which
-// borrows) beyond the coroutine.
+// `ex` made context-aware: work submitted through the result runs in the context
+// current at submission. Wrapping a ContextExecutor gives the same kind of
+// executor for its inner one (never nested wrappers).
 template <class Executor>
-ContextExecutor<Executor> wrap_executor(const Executor& ex, Context ctx = current()) {
-  return {ex, std::move(ctx)};
+ContextExecutor<Executor> wrap_executor(const Executor& ex) {
+  return ContextExecutor<Executor>(ex);
 }
 template <class Executor>
-ContextExecutor<Executor> wrap_executor(const ContextExecutor<Executor>& ex,
-                                        Context ctx = current()) {
-  return {ex.get_inner_executor(), std::move(ctx)};
+ContextExecutor<Executor> wrap_executor(const ContextExecutor<Executor>& ex) {
+  return ContextExecutor<Executor>(ex.get_inner_executor());
 }
 
 namespace context_internal {
+
+// The executor Asio uses to resume an awaitable (see the associated_executor
+// specialisation below): the coroutine's own executor in continuation mode.
+// With no context current there is nothing to borrow — a coroutine on a plain
+// executor, or one outside any request — and the executor is returned as is
+// (one thread-local load: plain coroutines pay nothing more).
+template <class Executor>
+Executor continuation_executor(const Executor& ex) noexcept {
+  namespace execution = boost::asio::execution;
+  if (tls_current == nullptr) return ex;
+  if constexpr (boost::asio::can_prefer<const Executor&,
+                                        execution::outstanding_work_t::untracked_t>::value) {
+    using Preferred = decltype(boost::asio::prefer(ex, execution::outstanding_work.untracked));
+    if constexpr (std::is_convertible_v<Preferred, Executor>) {
+      tls_executor.resumption = true;
+      try {
+        Executor result(boost::asio::prefer(ex, execution::outstanding_work.untracked));
+        tls_executor.resumption = false;
+        return result;
+      } catch (...) {  // a type-erased copy failed to allocate: keep the owning mode
+        tls_executor.resumption = false;
+        return ex;
+      }
+    }
+  }
+  return ex;
+}
+
+// The context-aware executor modgraph::co_spawn runs a coroutine on. A
+// type-erased executor whose target is an io_context executor or a strand of
+// one is unwrapped, so that the wrapper knows its inner executor (LoanPolicy).
+template <class Executor>
+ContextExecutor<Executor> context_aware(const Executor& ex) {
+  return ContextExecutor<Executor>(ex);
+}
+template <class Executor>
+ContextExecutor<Executor> context_aware(const ContextExecutor<Executor>& ex) {
+  return ContextExecutor<Executor>(ex.get_inner_executor());
+}
+inline boost::asio::any_io_executor context_aware(const boost::asio::any_io_executor& ex) {
+  using IoExecutor = boost::asio::io_context::executor_type;
+  if (const auto* io = ex.target<IoExecutor>()) return ContextExecutor<IoExecutor>(*io);
+  if (const auto* strand = ex.target<boost::asio::strand<IoExecutor>>()) {
+    return ContextExecutor<boost::asio::strand<IoExecutor>>(*strand);
+  }
+  return ContextExecutor<boost::asio::any_io_executor>(ex);
+}
+
+// Reports a coroutine of `request` that finished outside its request's
+// context (context.h, report_lost_request_context). Out of line, in the core.
+[[gnu::cold]] void report_lost_coroutine_context(std::uint64_t request, const char* file,
+                                                 unsigned line, const char* function) noexcept;
+
+inline void check_still_in_request(std::uint64_t request, const std::source_location& where) {
+  if (current_request_id_of(tls_current) != request) {
+    report_lost_coroutine_context(request, where.file_name(), where.line(), where.function_name());
+  }
+}
+
+template <class T, class E>
+boost::asio::awaitable<T, E> checked_coroutine(boost::asio::awaitable<T, E> inner,
+                                               std::uint64_t request, std::source_location where) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(inner);
+      check_still_in_request(request, where);
+    } else {
+      T result = co_await std::move(inner);
+      check_still_in_request(request, where);
+      co_return result;
+    }
+  } catch (...) {
+    check_still_in_request(request, where);
+    throw;
+  }
+}
+
+// The awaitable, checked when it finishes if it runs for a request.
+template <class T, class E>
+boost::asio::awaitable<T, E> checked(boost::asio::awaitable<T, E> inner, std::uint64_t request,
+                                     std::source_location where) {
+  if (request == 0) return inner;
+  return checked_coroutine(std::move(inner), request, where);
+}
 
 template <class T>
 struct is_awaitable : std::false_type {};
 template <class T, class Executor>
 struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type {};
 
-// The callable that modgraph::co_spawn hands to boost::asio::co_spawn: it holds
-// the coroutine's one strong reference to its context. Asio stores this callable
-// in the coroutine's entry frame (co_spawn_entry_point's parameter `f`) until the
-// coroutine is finished and its completion handler has been dispatched, or in
-// the deferred operation until initiation.
-template <class Awaitable>
-struct PinnedAwaitable {
-  Context ctx;
-  Awaitable awaitable;
-  Awaitable operator()() { return std::move(awaitable); }
+template <class T>
+struct awaitable_value;
+template <class T, class Executor>
+struct awaitable_value<boost::asio::awaitable<T, Executor>> {
+  using type = T;
+};
+
+// What co_spawn completes with for an awaitable, or a function returning one.
+template <class A, bool = is_awaitable<A>::value>
+struct spawn_traits {
+  using value_type = typename awaitable_value<A>::type;
 };
 template <class F>
-struct PinnedFunction {
-  Context ctx;
-  F fn;
-  auto operator()() { return fn(); }
+struct spawn_traits<F, false> {
+  using value_type = typename awaitable_value<std::decay_t<std::invoke_result_t<F&>>>::type;
+};
+template <class T>
+struct spawn_signature {
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct spawn_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
+template <class A>
+auto checked_spawnable(A awaitable, std::uint64_t request, std::source_location where) {
+  if constexpr (is_awaitable<A>::value) {
+    return checked(std::move(awaitable), request, where);
+  } else {
+    return [fn = std::move(awaitable), request, where]() mutable {
+      return checked(fn(), request, where);
+    };
+  }
+}
+
+// Initiates boost::asio::co_spawn inside the context modgraph::co_spawn was
+// called in, also when the token defers initiation (asio::deferred).
+struct InitiateSpawnInContext {
+  template <class Handler, class SpawnExecutor, class Spawnable>
+  void operator()(Handler&& handler, Context ctx, SpawnExecutor ex, Spawnable spawnable) const {
+    run(ctx, [&] {
+      boost::asio::co_spawn(std::move(ex), std::move(spawnable), std::forward<Handler>(handler));
+    });
+  }
 };
 
 }  // namespace context_internal
 
-// boost::asio::co_spawn on an executor wrapped with the current context: the
+// boost::asio::co_spawn on `ex` made context-aware, in the current context: the
 // coroutine starts, resumes after every co_await, and completes in the context
-// that was current here. Same arguments as boost::asio::co_spawn.
+// current here (also when `token` defers the start, e.g. asio::deferred).
+// Same arguments as boost::asio::co_spawn; `where` names the call in reports.
 //
-// Lifetime. The coroutine's executor borrows the context, so a resumption
-// (copying the executor, require/prefer, execute, installing the anchor) touches
-// no reference count. Why the borrow is safe:
-// - One strong reference lives for the coroutine's whole life in the callable
-//   handed to Asio (PinnedAwaitable/PinnedFunction). Asio keeps that callable in
-//   the coroutine's entry frame (co_spawn_entry_point's parameter `f`), and with
-//   a deferred token in the deferred operation until it is initiated.
-// - Every resumption is a function that owns the coroutine's stack (Asio's
-//   awaitable_handler owns the awaitable_thread, which owns the entry frame), so
-//   the pin exists whenever a resumption runs. If the coroutine is destroyed
-//   without finishing (its io_context is destroyed), no resumption runs.
-// - The completion handler is dispatched from the entry frame, before that frame
-//   is destroyed, through co_spawn's handler work guard; the guard's executor was
-//   obtained with outstanding_work.tracked and therefore owns a reference, so a
-//   completion that Asio has to queue holds the context itself.
-// - The frame may drop the last reference during the final resumption, while
-//   the context is installed: destroy() clears the anchor before running
-//   destructors, and the resumption restores the previous anchor afterwards.
-// - Work that outlives the coroutine through Asio's own machinery pins the
-//   context: a child co_spawn on this executor, I/O operations on objects built
-//   with it and executor_work_guard all take outstanding_work.tracked (owning).
+// Lifetime. Asio's co_spawn takes outstanding work on the executor when it
+// starts the coroutine and keeps it in the coroutine's entry frame until the
+// coroutine has finished and its completion has been dispatched: that copy
+// captured the spawning context and holds it (one reference per coroutine).
+// A resumption borrows: Asio resumes an awaitable through its handler's
+// associated executor, which modgraph makes a *continuation* executor for
+// awaitables (the boost::asio::associated_executor specialisation below);
+// work submitted through it — the awaitable's resumption — owns the coroutine's
+// frame, and every context current in a step of the coroutine is owned by that
+// frame: the spawning context by the entry frame, a ContextScope's by the
+// scope, any other by the operation whose completion resumed the step.
 //
-// - post() and defer() require blocking.never, which gives an owning executor:
-//   work posted from the coroutine keeps the context alive while it is queued.
-//
-// Rule. An executor obtained inside the coroutine (co_await this_coro::executor,
-// or an I/O object constructed with it) borrows: while the coroutine runs it is
-// always valid. Only raw execution::execute() on it, or dispatch() from a thread
-// where it cannot run inline, may queue work without a reference: for such work
-// use wrap_executor(ex) (owning) or bind_context(fn). To keep the always-owning
-// behaviour for a whole coroutine, spawn with
-// boost::asio::co_spawn(wrap_executor(ex), ...).
+// Foreign completions. A completion handler invoked directly on another thread
+// (an operation that ignores the handler's executor) resumes the coroutine
+// there, without its context; it then runs on in whatever context that thread
+// has, and so does every operation it initiates. That cannot be undone, so it
+// is reported: when a coroutine spawned in request R finishes while R is not
+// the current request, modgraph reports request R's lost context with `where`
+// and the thread (report_lost_request_context, context.h; the registry's
+// sentinel records it). Its completion handler still runs in R (co_spawn's own
+// work holds R). Plain completion handlers made with bind_context() run in their
+// context wherever they are called.
 template <class Executor, class Awaitable, class Token>
-requires boost::asio::execution::is_executor<Executor>::value auto co_spawn(const Executor& ex,
-                                                                            Awaitable&& awaitable,
-                                                                            Token&& token) {
-  Context ctx = current();
-  ContextExecutor<Executor> borrowed(ex, borrow_context, ctx);
+requires boost::asio::execution::is_executor<Executor>::value auto co_spawn(
+    const Executor& ex, Awaitable&& awaitable, Token&& token,
+    std::source_location where = std::source_location::current()) {
   using A = std::remove_cvref_t<Awaitable>;
-  if constexpr (context_internal::is_awaitable<A>::value) {
-    return boost::asio::co_spawn(
-        std::move(borrowed),
-        context_internal::PinnedAwaitable<A>{std::move(ctx), std::forward<Awaitable>(awaitable)},
-        std::forward<Token>(token));
-  } else {
-    return boost::asio::co_spawn(
-        std::move(borrowed),
-        context_internal::PinnedFunction<A>{std::move(ctx), std::forward<Awaitable>(awaitable)},
-        std::forward<Token>(token));
-  }
+  using Signature = typename context_internal::spawn_signature<
+      typename context_internal::spawn_traits<A>::value_type>::type;
+  Context ctx = current();
+  const std::uint64_t request = context_internal::current_request_id_of(ctx.rep());
+  return boost::asio::async_initiate<Token, Signature>(
+      context_internal::InitiateSpawnInContext{}, token, std::move(ctx),
+      context_internal::context_aware(ex),
+      context_internal::checked_spawnable(A(std::forward<Awaitable>(awaitable)), request, where));
 }
 template <class ExecutionContext, class Awaitable, class Token>
 requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
-auto co_spawn(ExecutionContext& ctx, Awaitable&& awaitable, Token&& token) {
+auto co_spawn(ExecutionContext& ctx, Awaitable&& awaitable, Token&& token,
+              std::source_location where = std::source_location::current()) {
   return modgraph::co_spawn(ctx.get_executor(), std::forward<Awaitable>(awaitable),
-                            std::forward<Token>(token));
+                            std::forward<Token>(token), where);
 }
 
-// A completion handler that runs `handler` in the current context. Its
+// A completion handler that runs `handler` in the current context, wherever
+// and however it is invoked (also directly, on another thread). Its
 // associated executor, allocator and cancellation slot are those of `handler`.
 template <class Handler>
 [[nodiscard]] ContextBound<std::decay_t<Handler>> bind_context(Handler&& handler) {
@@ -342,6 +613,25 @@ struct associator<Associator, modgraph::ContextBound<Handler>, DefaultCandidate>
   static auto get(const modgraph::ContextBound<Handler>& h, const DefaultCandidate& c) noexcept
       -> decltype(Associator<Handler, DefaultCandidate>::get(h.target(), c)) {
     return Associator<Handler, DefaultCandidate>::get(h.target(), c);
+  }
+};
+
+// The executor an awaitable resumes through: the coroutine's executor, as
+// Asio returns it, preferred in continuation mode — for a ContextExecutor
+// target, work submitted through it borrows the current context instead of
+// taking a reference (see modgraph::co_spawn); other executors are unchanged.
+// Same type as the primary template gives, so Asio takes the same paths. In a
+// translation unit that does not include this header the primary template
+// applies: resumptions there take a reference (slower, equally safe).
+template <class Executor, class... Ts, class Candidate>
+struct associated_executor<detail::awaitable_handler<Executor, Ts...>, Candidate> {
+  using type = Executor;
+
+  static type get(const detail::awaitable_handler<Executor, Ts...>& h) noexcept {
+    return modgraph::context_internal::continuation_executor(h.get_executor());
+  }
+  static type get(const detail::awaitable_handler<Executor, Ts...>& h, const Candidate&) noexcept {
+    return modgraph::context_internal::continuation_executor(h.get_executor());
   }
 };
 

@@ -9,17 +9,29 @@
 // threads or coroutines by themselves: carry them with `bind()`, `snapshot()`,
 // or the helpers in asio.h and thread.h.
 //
-//   inline const modgraph::Key<std::string> kLocale;
+//   inline const modgraph::Key<std::string> kLocale{"app.locale", "en"};  // named, default "en"
 //
 //   auto page = modgraph::run(modgraph::with(kLocale, std::string("fr")), [] {
 //     const std::string* locale = modgraph::get(kLocale);  // "fr"
 //     return render(*locale);
 //   });
-//   // Here get(kLocale) is back to whatever it was before run().
+//   // Here get(kLocale) is back to whatever it was before run() ("en" if unset).
 //
-// Cost: `get()` is one thread-local load plus two dependent loads, inline in the
-// caller; `run()` with an existing context is two thread-local stores. `with()`
-// allocates once and copies the parent's slot pointers.
+//   {
+//     modgraph::ContextScope scope(kLocale, std::string("ja"));  // RAII, for synchronous code
+//     render_header();                                          // sees "ja"
+//   }
+//   modgraph::run_without(kLocale, [] { ... });  // kLocale unset (its default) in here
+//
+// Node's AsyncLocalStorage in these terms: `run(store, fn)` is
+// `run(with(key, v), fn)`, `getStore()` is `get(key)`, `exit(fn)` is
+// `run_without(key, fn)`, `disable()` is `key.disable()`, `defaultValue` is the
+// key's default, `snapshot()`/`bind()` are the same names, and a scope guard
+// stands in for `enterWith()`.
+//
+// Cost: `get()` is one thread-local load plus four dependent loads, inline in
+// the caller; `run()` with an existing context is two thread-local stores.
+// `with()` allocates once and copies the parent's slot pointers.
 //
 // The thread-local anchor lives once, in modgraph_core: every dlopen'd module
 // copy that links the core reads the same anchor.
@@ -30,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
@@ -47,8 +60,11 @@ struct RequestState;  // request_context.h
 
 // A value held by one context. The virtual destructor lives in the code that
 // created the value (host or module copy); that code must outlive the context.
+// `epoch` is the key's epoch when the value was set: a value set before the key
+// was disabled (Key::disable) no longer counts.
 struct ValueBox {
   virtual ~ValueBox() = default;
+  std::uint32_t epoch = 0;
 };
 
 template <class T>
@@ -91,15 +107,45 @@ struct ContextRep {
 // already accessed dynamically on some thread, or the surplus is used up
 // (tunable glibc.rtld.optional_static_tls), dlopen of the module fails with
 // "cannot allocate memory in static TLS block". Such hosts build with
-// -DMODGRAPH_CONTEXT_DYNAMIC_TLS=ON (global-dynamic/descriptor access, slower).
-// The core's own code never uses initial-exec, so the core itself stays
-// loadable with dlopen.
-#if defined(MODGRAPH_CONTEXT_DYNAMIC_TLS) || defined(MODGRAPH_CONTEXT_BUILDING_CORE)
+// -DMODGRAPH_CONTEXT_DYNAMIC_TLS=ON (global-dynamic access, through
+// __tls_get_addr or a TLS descriptor with -mtls-dialect=gnu2; slower). The model
+// is then asked for explicitly: a position-independent executable would
+// otherwise read an external thread_local with initial-exec anyway. The core's
+// own code never uses initial-exec, so the core itself stays loadable with
+// dlopen.
+#if defined(MODGRAPH_CONTEXT_BUILDING_CORE)
 #define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL
+#elif defined(MODGRAPH_CONTEXT_DYNAMIC_TLS)
+#define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL __attribute__((tls_model("global-dynamic")))
 #else
 #define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #endif
 extern constinit thread_local ContextRep* tls_current MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL;
+
+// A step: a function a context executor runs while holding one reference to
+// its context (asio.h). Work the step hands to an executor that cannot start it
+// before the step returns borrows that reference instead of taking its own —
+// a *loan* — and the step settles its loans when it returns: the first loan
+// inherits the step's reference, each further loan gets one more. So a
+// coroutine resumed by a post from its previous step costs no atomic operation.
+struct Step {
+  ContextRep* rep;          // the context whose reference this step holds
+  std::uint32_t loans = 0;  // references lent during this step
+  Step* outer = nullptr;    // the enclosing step on this thread
+};
+
+// Per-thread state of the context executors (asio.h), in the core like the
+// anchor so that every module copy shares it.
+struct ExecutorThreadState {
+  Step* step = nullptr;     // the innermost step running on this thread
+  bool resumption = false;  // set while Asio asks for an awaitable's executor
+};
+extern constinit thread_local ExecutorThreadState tls_executor MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL;
+
+// The request id carried by `rep`; 0 for none.
+inline std::uint64_t current_request_id_of(const ContextRep* rep) noexcept {
+  return rep == nullptr ? 0 : rep->request_id;
+}
 
 // Frees `rep` (whose count reached zero) and releases its parent chain.
 void destroy(ContextRep* rep) noexcept;
@@ -112,8 +158,8 @@ inline void release(ContextRep* rep) noexcept {
   if (rep != nullptr && rep->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(rep);
 }
 
-// Allocates a child of `parent` (may be null) whose slot `index` holds `box`;
-// takes ownership of `box` even when it throws.
+// Allocates a child of `parent` (may be null) whose slot `index` holds `box`
+// (null: the key is unset there); takes ownership of `box` even when it throws.
 ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box);
 // Allocates a child of `parent` that is the root of a unified request scope.
 ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::uint64_t id);
@@ -124,6 +170,9 @@ ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::ui
 // error; see registrations.h).
 std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t align,
                            const char* type_name);
+// The epoch of key slot `index`: values carry the epoch they were set in, and
+// Key::disable() moves it on. Stable address, shared by every module copy.
+std::atomic<std::uint32_t>* key_epoch(std::uint32_t index);
 
 // typeid(T).name() carries a '*' prefix for types local to one shared object;
 // strip it so module copies compare equal.
@@ -149,22 +198,50 @@ class ScopeGuard {
 // A typed key. Construct once (namespace scope, `inline` or `static`); each key
 // owns one slot index. A key constructed with a name shares its slot with every
 // other key of that name and type, including those in other module copies.
+//
+// A key may have a default value (Node: `new AsyncLocalStorage({defaultValue})`):
+// get() returns it wherever the key is unset — outside any scope, inside
+// run_without(key), and after disable(). Each declaration keeps its own default.
 template <class T>
 class Key {
  public:
   Key()
       : index_(context_internal::register_key({}, sizeof(T), alignof(T),
-                                              context_internal::portable_type_name(typeid(T)))) {}
+                                              context_internal::portable_type_name(typeid(T)))),
+        epoch_(context_internal::key_epoch(index_)) {}
   explicit Key(std::string_view name)
       : index_(context_internal::register_key(name, sizeof(T), alignof(T),
-                                              context_internal::portable_type_name(typeid(T)))) {}
+                                              context_internal::portable_type_name(typeid(T)))),
+        epoch_(context_internal::key_epoch(index_)) {}
+  // A key whose unset value reads as `default_value`. An empty name gives an
+  // anonymous key.
+  Key(std::string_view name, T default_value)
+      : index_(context_internal::register_key(name, sizeof(T), alignof(T),
+                                              context_internal::portable_type_name(typeid(T)))),
+        epoch_(context_internal::key_epoch(index_)),
+        default_(std::move(default_value)) {}
   Key(const Key&) = delete;
   Key& operator=(const Key&) = delete;
 
   std::uint32_t index() const noexcept { return index_; }
+  // The default value, or nullptr if the key has none.
+  const T* default_value() const noexcept { return default_ ? &*default_ : nullptr; }
+
+  // Node's asyncLocalStorage.disable(): every value of this key set so far, in
+  // every context on every thread (and in work already carrying one), stops
+  // counting — get() gives the default, or nullptr — and values set afterwards
+  // with with() count again. Applies to the slot, so to every declaration of a
+  // named key. A relaxed store; reads on other threads see it promptly but not
+  // at a defined instant.
+  void disable() const noexcept { epoch_->fetch_add(1, std::memory_order_relaxed); }
+
+  // For the layer's own code: the key's current epoch.
+  std::uint32_t epoch() const noexcept { return epoch_->load(std::memory_order_relaxed); }
 
  private:
   std::uint32_t index_;
+  std::atomic<std::uint32_t>* epoch_;
+  std::optional<T> default_;
 };
 
 // An immutable, ref-counted set of values; cheap to copy (one atomic increment).
@@ -180,7 +257,7 @@ class Context {
   }
   ~Context() { context_internal::release(rep_); }
 
-  // The value of `key` in this context, or nullptr.
+  // The value of `key` in this context, else the key's default, else nullptr.
   template <class T>
   const T* get(const Key<T>& key) const noexcept {
     return lookup(rep_, key);
@@ -190,7 +267,18 @@ class Context {
   template <class T, class U>
   [[nodiscard]] Context with(const Key<T>& key, U&& value) const {
     auto* box = new context_internal::TypedBox<T>(std::forward<U>(value));
+    box->epoch = key.epoch();
     return Context(context_internal::make_child(rep_, key.index(), box));
+  }
+
+  // A child context in which `key` is unset (get() gives its default, or
+  // nullptr); this context is unchanged.
+  template <class T>
+  [[nodiscard]] Context without(const Key<T>& key) const {
+    if (rep_ == nullptr || key.index() >= rep_->size || rep_->slots()[key.index()] == nullptr) {
+      return *this;  // already unset: nothing to hide
+    }
+    return Context(context_internal::make_child(rep_, key.index(), nullptr));
   }
 
   bool empty() const noexcept { return rep_ == nullptr; }
@@ -207,9 +295,13 @@ class Context {
 
   template <class T>
   static const T* lookup(const context_internal::ContextRep* rep, const Key<T>& key) noexcept {
-    if (rep == nullptr || key.index() >= rep->size) return nullptr;
-    context_internal::ValueBox* box = rep->slots()[key.index()];
-    return box == nullptr ? nullptr : &static_cast<context_internal::TypedBox<T>*>(box)->value;
+    if (rep != nullptr && key.index() < rep->size) {
+      const context_internal::ValueBox* box = rep->slots()[key.index()];
+      if (box != nullptr && box->epoch == key.epoch()) {
+        return &static_cast<const context_internal::TypedBox<T>*>(box)->value;
+      }
+    }
+    return key.default_value();
   }
 
  private:
@@ -225,8 +317,9 @@ inline Context current() noexcept {
 // Same as current(); reads better where the point is to carry it elsewhere.
 inline Context snapshot() noexcept { return current(); }
 
-// The value of `key` in the current context, or nullptr. No allocation, no
-// reference counting: valid while the current scope lasts.
+// The value of `key` in the current context, else the key's default, else
+// nullptr. No allocation, no reference counting: valid while the current scope
+// lasts (a default, while the key lives).
 template <class T>
 const T* get(const Key<T>& key) noexcept {
   return Context::lookup(context_internal::tls_current, key);
@@ -238,6 +331,12 @@ template <class T, class U>
   return current().with(key, std::forward<U>(value));
 }
 
+// A child of the current context in which `key` is unset.
+template <class T>
+[[nodiscard]] Context without(const Key<T>& key) {
+  return current().without(key);
+}
+
 // Runs `fn` with `ctx` current and returns its result. The previous context is
 // restored on return and on exception. `ctx` must outlive the call (it does
 // when passed as a temporary or a local).
@@ -246,6 +345,59 @@ decltype(auto) run(const Context& ctx, F&& fn) {
   context_internal::ScopeGuard guard(ctx.rep());
   return std::invoke(std::forward<F>(fn));
 }
+
+// Runs `fn` with `key` unset and every other value as it is (Node's
+// asyncLocalStorage.exit(fn)): get(key) gives the key's default, or nullptr,
+// inside `fn` and in work `fn` hands on with the context. Unlike Node's exit(),
+// whose store is explicitly `undefined` even when the storage has a default, an
+// unset key reads as its default: a C++ value has no `undefined`.
+template <class T, class F>
+decltype(auto) run_without(const Key<T>& key, F&& fn) {
+  return run(without(key), std::forward<F>(fn));
+}
+
+// Makes a context current until the end of the enclosing block, then restores
+// the one it replaced — on return and on exception (folly's
+// RequestContextScopeGuard; Node's enterWith() with an end). For synchronous
+// code: where a callable is at hand, run() costs less (no reference counting).
+//
+//   {
+//     modgraph::ContextScope scope(kLocale, std::string("fr"));
+//     render();  // sees "fr"
+//   }
+//
+// Holds a reference to its context and to the one it replaced, so that
+// restoring never touches freed memory wherever it happens.
+//
+// Coroutines. A scope held across co_await in a coroutine run by a context
+// executor (modgraph::co_spawn, or a coroutine on any ContextExecutor, asio.h)
+// is safe: its context is current again in every step of the coroutine until
+// the scope ends — operations are initiated in it, so they complete in it — and
+// it is never seen by the code that resumes the coroutine (each step restores
+// the thread's previous context) nor by the caller of co_spawn (the first step
+// runs in a step too). On a plain executor nothing restores the thread between
+// steps: a scope held across co_await there stays installed on the thread
+// that ran the step until the scope ends; spawn such coroutines with
+// modgraph::co_spawn.
+class [[nodiscard]] ContextScope {
+ public:
+  explicit ContextScope(Context ctx) noexcept : ctx_(std::move(ctx)), saved_(current()) {
+    context_internal::tls_current = ctx_.rep();
+  }
+  // The scope of a child of the current context in which `key` holds `value`.
+  template <class T, class U>
+  ContextScope(const Key<T>& key, U&& value) : ContextScope(with(key, std::forward<U>(value))) {}
+  ~ContextScope() { context_internal::tls_current = saved_.rep(); }
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+  // The context this scope made current.
+  const Context& context() const noexcept { return ctx_; }
+
+ private:
+  Context ctx_;
+  Context saved_;
+};
 
 // A callable that runs `fn` in the context captured at construction.
 template <class F>
@@ -274,6 +426,20 @@ class ContextBound {
   Context ctx_;
   F fn_;
 };
+
+// Lost request contexts. modgraph::co_spawn (asio.h) checks, when a coroutine
+// of a request finishes, that it still runs in its request: a coroutine resumed
+// by a completion handler called directly on another thread, not through the
+// handler's executor, runs on without its context, and is reported here with
+// the request's id and where it was spawned and finished. The registry's
+// sentinel (sentinel.h) installs a handler in modgraph_core that records the
+// report; with none installed, one line goes to stderr. The handler runs on the
+// reporting thread and must not throw.
+using LostRequestContextHandler = void (*)(std::uint64_t request_id, std::string_view where);
+// Installs `handler` (null: back to stderr) and returns the previous one.
+LostRequestContextHandler set_lost_request_context_handler(
+    LostRequestContextHandler handler) noexcept;
+void report_lost_request_context(std::uint64_t request_id, std::string_view where) noexcept;
 
 // Wraps `fn` so that it runs in the current context wherever it is invoked.
 template <class F>

@@ -62,6 +62,15 @@ struct CrossRequestLeak {
   std::uint64_t second_request = 0;  // then touched the same state
 };
 
+// A coroutine of a request that ran on without the request's context: a
+// completion handler resumed it directly on another thread, not through its
+// executor (modgraph::co_spawn reports it when the coroutine finishes; see
+// context/asio.h). `where` names the spawn site and the thread.
+struct LostRequestContext {
+  std::uint64_t request_id = 0;
+  std::string where;
+};
+
 // A provider's accessor (or a module's own context-backed accessor) ran with no
 // request scope while requests were in flight: the work that called it lost
 // its request's context and got module-level state instead.
@@ -113,6 +122,12 @@ class Sentinel {
   // scope. Records the hit (and a leak if another request was there before);
   // throws StrictPolicyError under the strict policy.
   void OnFallback(void* const* slot_key, std::uint64_t request_id);
+
+  // Records a lost request context. modgraph_core routes the context layer's
+  // reports here (set_lost_request_context_handler, context.h).
+  void OnLostRequestContext(std::uint64_t request_id, std::string_view where);
+  std::vector<LostRequestContext> lost_request_contexts() const;
+  std::uint64_t lost_request_context_count() const;
 
   // The instance `site` was loaded from the copy `library` (its loaded path,
   // unique per copy; a bundle holds several instances). Lost contexts are named

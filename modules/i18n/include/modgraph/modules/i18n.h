@@ -7,7 +7,8 @@
 // under load (a lock inside `i18n` keeps it memory-safe on several threads; it
 // does not keep requests apart). `i18n-state` registers accessors backed by the request context:
 // inside the unified request scope each request has its own locale, and
-// `with_locale` opens a standalone scope of the "i18n" state kind.
+// `with_locale` runs fn in a child context holding its own locale store
+// (replace, not mutate: the request's locale is never written by it).
 // Compiled messages are module-level on purpose: shared, loaded once.
 #ifndef MODGRAPH_MODULES_I18N_H_
 #define MODGRAPH_MODULES_I18N_H_
