@@ -621,8 +621,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
           env, source.string(), alias, descriptor == nullptr ? 0 : descriptor->abi_version,
           MODGRAPH_ABI_VERSION));
     }
-    if (descriptor->descriptor_size < sizeof(modgraph_module_descriptor) ||
-        descriptor->id == nullptr) {
+    if (descriptor->descriptor_size < MODGRAPH_DESCRIPTOR_MIN_SIZE || descriptor->id == nullptr) {
       return absl::FailedPreconditionError(
           fmt::format("environment '{}': '{}' ({}) has a malformed descriptor; rebuild it with "
                       "MODGRAPH_MODULE",

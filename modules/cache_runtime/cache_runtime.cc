@@ -84,6 +84,11 @@ void Init(sdk::ModuleContext& context) {
 }
 
 const CacheRuntimeApi kApi{&KeySeed, &CacheKey, &UseCache, &SetRequestDeploymentId, &EntryCount};
+const modgraph_shared_state_decl kShared[] = {
+    MODGRAPH_SHARED_STATE(g_entries,
+                          "the cache itself: results computed for one request serve the next; "
+                          "keys carry the deployment id and the arguments"),
+    MODGRAPH_SHARED_STATE(g_mutex, "guards g_entries")};
 
 }  // namespace
 }  // namespace modgraph::modules
@@ -91,4 +96,5 @@ const CacheRuntimeApi kApi{&KeySeed, &CacheKey, &UseCache, &SetRequestDeployment
 MODGRAPH_MODULE(cache_runtime, {.id = "cache-runtime",
                                 .api = &modgraph::modules::kApi,
                                 .init = &modgraph::modules::Init,
-                                .teardown = &::modgraph::sdk::nothing_to_stop});
+                                .teardown = &::modgraph::sdk::nothing_to_stop,
+                                .shared_state = modgraph::modules::kShared});

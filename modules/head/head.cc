@@ -63,6 +63,10 @@ std::atomic<int>* InlineStaticCounterAddress() { return &InlineStaticCounter(); 
 
 const HeadApi kHeadApi{&AddChild, &Render, &Reset, &ModuleChildren, &InlineStaticCounterAddress};
 const modgraph_slot_decl kSlots[] = {g_get_ssr_head_children.decl()};
+const modgraph_shared_state_decl kShared[] = {MODGRAPH_SHARED_STATE(
+    InlineStaticCounter(),
+    "counts add_child calls across all requests (a diagnostic of the GNU-unique trap); atomic, "
+    "and no request reads it")};
 
 }  // namespace
 }  // namespace modgraph::modules
@@ -70,4 +74,5 @@ const modgraph_slot_decl kSlots[] = {g_get_ssr_head_children.decl()};
 MODGRAPH_MODULE(head, {.id = "head",
                        .slots = modgraph::modules::kSlots,
                        .api = &modgraph::modules::kHeadApi,
-                       .teardown = &::modgraph::sdk::nothing_to_stop});
+                       .teardown = &::modgraph::sdk::nothing_to_stop,
+                       .shared_state = modgraph::modules::kShared});

@@ -223,12 +223,23 @@ TEST_F(CliTest, ProbeReproducesTheLeakUnderWarnOnlyAndMinimisesIt) {
       << warn.out;
   EXPECT_NE(warn.out.find("minimal reproducing set (2 request(s), seed 3)"), std::string::npos)
       << warn.out;
+  // The module-state audit finds head's default from memory alone.
+  EXPECT_NE(warn.out.find("module state written by two or more requests: 1 (audited 15 module "
+                          "copies"),
+            std::string::npos)
+      << warn.out;
+  EXPECT_NE(warn.out.find("environment ssr, ssr#head: modgraph::modules::(anonymous "
+                          "namespace)::g_ssr_head_children (.bss, 24 bytes"),
+            std::string::npos)
+      << warn.out;
   // Same seed, same run.
   EXPECT_EQ(Modgraph("probe --topology dev --policy warn --requests 15 --seed 3").out, warn.out);
   for (const char* clean : {"probe --topology dev --policy auto", "probe --topology prod"}) {
     const ToolRun run = Modgraph(clean);
     EXPECT_EQ(run.exit_code, 0) << clean << run.out << run.err;
     EXPECT_NE(run.out.find("no leak"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("module state written by two or more requests: 0"), std::string::npos)
+        << run.out;
   }
 }
 

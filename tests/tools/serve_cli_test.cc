@@ -103,6 +103,50 @@ TEST(ServeCliTest, DevWarnWithABarrierLeaksAndSaysSoWhenStopped) {
   EXPECT_THAT(serve.printed, Not(HasSubstr(" 0 cross-request leak(s)")));
 }
 
+// Stops the server and reads everything it prints until it exits.
+int StopAndReadAll(ServeProcess& process) {
+  ::kill(process.pid, SIGTERM);
+  process.ReadUntil("\x01 never printed");  // to end of output
+  int status = 0;
+  ::waitpid(process.pid, &status, 0);
+  ::close(process.out);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(ServeCliTest, AuditReportsModuleStateWrittenByTwoRequestsWhenStopped) {
+  for (const char* policy : {"warn", "auto"}) {
+    ServeProcess serve =
+        StartServe({"--mode", "dev", "--policy", policy, "--audit", "--barrier", "4"});
+    ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+    EXPECT_THAT(serve.printed, HasSubstr("module-state audit on"));
+    const int port = Port(serve.printed);
+    std::vector<std::string> targets;
+    for (int i = 0; i < 4; ++i) targets.push_back("/concurrent-head?id=" + std::to_string(i));
+    auto report = modgraph::server::RunLoad(
+        {.port = static_cast<std::uint16_t>(port), .connections = 4}, targets);
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(StopAndReadAll(serve), 0);
+    if (std::string_view(policy) == "warn") {
+      EXPECT_THAT(serve.printed, HasSubstr("module state written by two or more requests: 1 "));
+      EXPECT_THAT(serve.printed,
+                  HasSubstr("environment ssr, ssr#head: modgraph::modules::(anonymous "
+                            "namespace)::g_ssr_head_children"));
+      EXPECT_THAT(serve.printed, HasSubstr("written by 4 requests"));
+    } else {
+      EXPECT_THAT(serve.printed, HasSubstr("module state written by two or more requests: 0 "));
+    }
+  }
+}
+
+TEST(ServeCliTest, AuditWithSeveralThreadsIsAnError) {
+  ServeProcess serve = StartServe({"--mode", "dev", "--audit", "--threads", "2"});
+  int status = 0;
+  ::waitpid(serve.pid, &status, 0);
+  ::close(serve.out);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
 TEST(ServeCliTest, ModeAndTopologyTogetherIsAUsageError) {
   ServeProcess serve = StartServe({"--mode", "dev", "--topology", "prod"});
   int status = 0;

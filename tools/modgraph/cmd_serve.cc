@@ -34,6 +34,7 @@ struct ServeOptions {
   int barrier = 0;
   bool watch = false;
   int debounce_ms = 100;
+  bool audit = false;
   server::HttpServer::Options limits;  // the timeouts and the connection cap
 };
 
@@ -69,6 +70,16 @@ int RunServe(const ServeOptions& options) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  if (options.audit && options.watch) {
+    PrintError("--audit and --watch cannot be combined",
+               "the audit watches the module copies loaded at start; a reload replaces them");
+    return kExitError;
+  }
+  if (options.audit && options.threads != 1) {
+    PrintError(fmt::format("--audit needs one io thread, not --threads {}", options.threads),
+               "drop --threads: the audit attributes each scheduling point to one request");
+    return kExitError;
+  }
   TopologyOptions topology_options = options.topology;
   if (!options.mode.empty()) topology_options.topology = options.mode;
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(topology_options);
@@ -90,12 +101,26 @@ int RunServe(const ServeOptions& options) {
   if (options.barrier > 0) barrier = std::make_shared<testing::ArrivalBarrier>(options.barrier);
   server::PageHost::WorkFactory work = server::PageHost::YieldOnce;
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
+  // --audit: every resumption of a page is a scheduling point of the
+  // module-state audit (one io thread, so slices do not overlap).
+  std::unique_ptr<testing::ModuleStateAudit> audit;
+  if (options.audit) {
+    absl::StatusOr<std::unique_ptr<testing::ModuleStateAudit>> started =
+        testing::ModuleStateAudit::Start(*loaded->topology);
+    if (!started.ok()) {
+      PrintError(started.status());
+      return kExitError;
+    }
+    audit = *std::move(started);
+  }
+  server::Router router = audit ? testing::MakeAuditedRouter(**pages, std::move(work), *audit)
+                                : (*pages)->MakeRouter(std::move(work));
   server::HttpServer::Options server_options = options.limits;
   server_options.port = static_cast<std::uint16_t>(options.port);
   server_options.threads = options.threads;
   server_options.context_enabled = !options.no_context;
   absl::StatusOr<std::unique_ptr<server::HttpServer>> server =
-      server::HttpServer::Start(server_options, (*pages)->MakeRouter(std::move(work)));
+      server::HttpServer::Start(server_options, std::move(router));
   if (!server.ok()) {
     PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
@@ -118,9 +143,10 @@ int RunServe(const ServeOptions& options) {
     watcher = *std::move(started);
   }
   absl::Status served = server::ServeUntilSignal(**server, [&] {
-    fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){})\n",
+    fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){}{})\n",
                topology.spec().name, (*server)->port(), options.threads,
-               options.no_context ? ", request context off" : "");
+               options.no_context ? ", request context off" : "",
+               audit ? ", module-state audit on" : "");
     for (const std::string& route : (*pages)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
     }
@@ -156,6 +182,18 @@ int RunServe(const ServeOptions& options) {
     fmt::print("  lost context: {}\n", LostContextMessage(lost[i]));
   }
   if (lost.size() > kShown) fmt::print("  … {} more\n", lost.size() - kShown);
+  if (audit) {
+    audit->Checkpoint(0);
+    const std::vector<testing::ModuleStateFinding> findings = audit->Findings();
+    const testing::ModuleStateAudit::Stats stats = audit->stats();
+    fmt::print(
+        "modgraph: module state written by two or more requests: {} (audited {} module copies, "
+        "{} bytes, at {} scheduling points)\n",
+        findings.size(), stats.copies, stats.bytes_watched, stats.checkpoints);
+    for (const testing::ModuleStateFinding& finding : findings) {
+      fmt::print("  {}\n", testing::Describe(finding));
+    }
+  }
   if (!served.ok()) {
     PrintError(served);
     return kExitError;
@@ -182,6 +220,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   command->add_flag("--no-context", options->no_context,
                     "run handlers without a request scope (benchmarks only: pages then share "
                     "module-level state)");
+  command->add_flag(
+      "--audit", options->audit,
+      "module-state audit: at every scheduling point compare each instance's writable "
+      "memory and, when stopped, report state written by two or more requests (needs "
+      "--threads 1; not with --watch)");
   command
       ->add_option("--barrier", options->barrier,
                    "every request waits until this many requests arrived (a reproducible "

@@ -52,6 +52,10 @@ nlohmann::ordered_json RenderJson(const Report& report) {
       item["registered_at"] = at.empty() ? ordered_json(nullptr) : ordered_json(at);
       slots.push_back(std::move(item));
     }
+    ordered_json shared = ordered_json::array();
+    for (const SharedStateRecord& state : instance.shared_state) {
+      shared.push_back({{"name", state.name}, {"size", state.size}, {"reason", state.reason}});
+    }
     instances.push_back({{"instance", instance.instance},
                          {"environment", instance.environment},
                          {"module", instance.module},
@@ -60,6 +64,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                          {"imports", instance.imports},
                          {"provides_for", instance.provides_for},
                          {"slots", std::move(slots)},
+                         {"shared_state", std::move(shared)},
                          {"has_findings", HasFindings(report, instance.instance)}});
   }
   out["instances"] = std::move(instances);

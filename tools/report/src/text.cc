@@ -131,6 +131,12 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                        Plural(static_cast<int>(env.instances.size()), "instance"),
                        Plural(slots, "slot"), state);
   }
+  for (const InstanceRecord& instance : report.instances) {
+    for (const SharedStateRecord& state : instance.shared_state) {
+      out += fmt::format("shared on purpose: {}: {} ({} bytes), not audited: {}\n",
+                         paint.Bold(instance.instance), state.name, state.size, state.reason);
+    }
+  }
   for (const Finding& finding : report.findings) AppendFinding(out, report, finding, paint);
   for (const DanglingProvider& dangling : report.dangling_providers) {
     AppendDanglingProvider(out, dangling, paint);

@@ -41,6 +41,14 @@ struct SlotRecord {
   std::chrono::system_clock::time_point registered_at{};
 };
 
+// Module-level state the module declares it shares between requests on purpose
+// (MODGRAPH_SHARED_STATE in its descriptor); the module-state audit skips it.
+struct SharedStateRecord {
+  std::string name;  // as declared, e.g. "g_entries"
+  std::uint64_t size = 0;
+  std::string reason;
+};
+
 struct InstanceRecord {
   std::string environment;
   std::string module;
@@ -50,6 +58,7 @@ struct InstanceRecord {
   std::vector<std::string> imports;       // instance names
   std::vector<std::string> provides_for;  // module ids
   std::vector<SlotRecord> slots;
+  std::vector<SharedStateRecord> shared_state;
 };
 
 // One slot still on its module-level default.
