@@ -63,10 +63,13 @@ std::atomic<int>* InlineStaticCounterAddress() { return &InlineStaticCounter(); 
 
 const HeadApi kHeadApi{&AddChild, &Render, &Reset, &ModuleChildren, &InlineStaticCounterAddress};
 const modgraph_slot_decl kSlots[] = {g_get_ssr_head_children.decl()};
-const modgraph_shared_state_decl kShared[] = {MODGRAPH_SHARED_STATE(
-    InlineStaticCounter(),
-    "counts add_child calls across all requests (a diagnostic of the GNU-unique trap); atomic, "
-    "and no request reads it")};
+const modgraph_shared_state_decl kShared[] = {
+    MODGRAPH_SHARED_STATE(
+        InlineStaticCounter(),
+        "counts add_child calls across all requests (a diagnostic of the GNU-unique trap); "
+        "atomic, and no request reads it"),
+    MODGRAPH_SHARED_STATE(g_ssr_head_children_mutex,
+                          "guards g_ssr_head_children across io threads; holds no request data")};
 
 }  // namespace
 }  // namespace modgraph::modules

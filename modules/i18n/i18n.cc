@@ -82,6 +82,8 @@ LocaleStore* FallbackStore() { return &g_fallback_store; }
 
 const I18nApi kI18nApi{&SetLocale, &Locale, &Translate, &WithLocaleThunk, &FallbackStore};
 const modgraph_slot_decl kSlots[] = {g_get_locale_store.decl(), g_run_with_locale.decl()};
+const modgraph_shared_state_decl kShared[] = {MODGRAPH_SHARED_STATE(
+    g_fallback_store_mutex, "guards g_fallback_store across io threads; holds no request data")};
 
 }  // namespace
 }  // namespace modgraph::modules
@@ -89,4 +91,5 @@ const modgraph_slot_decl kSlots[] = {g_get_locale_store.decl(), g_run_with_local
 MODGRAPH_MODULE(i18n, {.id = "i18n",
                        .slots = modgraph::modules::kSlots,
                        .api = &modgraph::modules::kI18nApi,
-                       .teardown = &::modgraph::sdk::nothing_to_stop});
+                       .teardown = &::modgraph::sdk::nothing_to_stop,
+                       .shared_state = modgraph::modules::kShared});

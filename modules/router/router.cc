@@ -43,6 +43,8 @@ RouterState* ModuleState() { return &g_router_state; }
 
 const RouterApi kRouterApi{&SetRoute, &Pathname, &Query, &ModuleState};
 const modgraph_slot_decl kSlots[] = {g_get_router_state.decl()};
+const modgraph_shared_state_decl kShared[] = {MODGRAPH_SHARED_STATE(
+    g_router_state_mutex, "guards g_router_state across io threads; holds no request data")};
 
 }  // namespace
 }  // namespace modgraph::modules
@@ -50,4 +52,5 @@ const modgraph_slot_decl kSlots[] = {g_get_router_state.decl()};
 MODGRAPH_MODULE(router, {.id = "router",
                          .slots = modgraph::modules::kSlots,
                          .api = &modgraph::modules::kRouterApi,
-                         .teardown = &::modgraph::sdk::nothing_to_stop});
+                         .teardown = &::modgraph::sdk::nothing_to_stop,
+                         .shared_state = modgraph::modules::kShared});
