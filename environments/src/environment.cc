@@ -2,18 +2,22 @@
 // environment.h and docs/loader.md ("Reload", "Retirement").
 #include "modgraph/environments/environment.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <system_error>
 #include <tuple>
 
+#include "modgraph/context/code_identity.h"
 #include "modgraph/context/registrations.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/module_id.h"
@@ -73,7 +77,7 @@ struct Environment::Transaction {
 // One commit's replaced or unloaded instances, kept until they may close.
 struct Environment::Retired {
   std::vector<std::shared_ptr<Instance>> instances;  // init order, then discovered
-  std::weak_ptr<const void> requests_before;         // expires when they have all ended
+  RequestGenerationWatch requests_before;            // ends when they have all ended
   bool published = true;                             // false: a rolled-back transaction's
   bool torn_down = false;
   std::string reason;  // why something of it is still mapped
@@ -156,6 +160,48 @@ class InitialisedFiles {
 InitialisedFiles& TheInitialisedFiles() {
   static auto* files = new InitialisedFiles();
   return *files;
+}
+
+// The hex SHA-256 of a file's bytes (OpenSSL), or "" if it cannot be read.
+std::string Sha256Of(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    if (EVP_DigestUpdate(ctx.get(), buffer, static_cast<std::size_t>(in.gcount())) != 1) return {};
+    if (!in) break;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1) return {};
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+// A loaded library whose code identity is recorded (code_identity.h) until it
+// closes: forgotten first, then closed (another library may take its address).
+struct IdentifiedLibrary {
+  ~IdentifiedLibrary() {
+    if (base != nullptr) context_internal::ForgetCodeIdentity(base);
+  }
+  std::shared_ptr<LoadedLibrary> library;
+  const void* base = nullptr;
+};
+
+std::shared_ptr<LoadedLibrary> Identify(std::shared_ptr<LoadedLibrary> library) {
+  auto identified = std::make_shared<IdentifiedLibrary>();
+  Dl_info info{};
+  if (!library->descriptors().empty() && ::dladdr(library->descriptors().front(), &info) != 0 &&
+      info.dli_fbase != nullptr) {
+    identified->base = info.dli_fbase;
+    context_internal::RecordCodeIdentity(info.dli_fbase, Sha256Of(library->loaded_path()));
+  }
+  LoadedLibrary* raw = library.get();
+  identified->library = std::move(library);
+  return std::shared_ptr<LoadedLibrary>(identified, raw);
 }
 
 // The SDK's own short messages for a refused call; the host's reason is better.
@@ -398,7 +444,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs
                     fmt::join(scope.errors(), "; ")));
   }
   if (identity.has_value()) TheInitialisedFiles().Add(*identity);
-  return library;
+  return Identify(*std::move(library));
 }
 
 absl::Status Environment::AdoptLibrary(std::shared_ptr<LoadedLibrary> library, Transaction& tx) {
@@ -423,6 +469,7 @@ absl::Status Environment::AdoptLibrary(std::shared_ptr<LoadedLibrary> library, T
     instance->name_ = fmt::format("{}#{}", name(), d->id);
     instance->descriptor_ = d;
     instance->library_ = library;
+    instance->code_identity_ = CodeIdentityOf(d);
     tx.staged.emplace(d->id, std::move(instance));
   }
   return absl::OkStatus();
@@ -900,7 +947,7 @@ std::size_t Environment::Release(std::vector<std::unique_ptr<Retired>>& list) {
   std::size_t closed = 0;
   for (const std::unique_ptr<Retired>& entry : list) {
     Retired& retired = *entry;
-    if (!retired.requests_before.expired()) {
+    if (!retired.requests_before.ended()) {
       retired.reason = "requests that started before it was retired are still running";
       continue;
     }

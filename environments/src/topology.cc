@@ -147,7 +147,7 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   } else if (parsed->has_value()) {
     policy = **parsed;
   }
-  Preflight preflight = Preflight::kReloads;
+  Preflight preflight = Preflight::kAlways;
   if (absl::StatusOr<std::optional<Preflight>> parsed = PreflightOf(root, origin, "the topology");
       !parsed.ok()) {
     return parsed.status();

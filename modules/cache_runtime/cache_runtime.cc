@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "modgraph/context/code_identity.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/sdk.h"
 
@@ -45,7 +46,11 @@ std::string CacheKey(std::string_view function_id, std::string_view args) {
 
 std::string UseCache(std::string_view function_id, std::string_view args,
                      std::string (*compute)(std::string_view)) {
-  const std::string key = CacheKey(function_id, args);
+  // The build of the code that fills the entry is part of its key: a reloaded,
+  // edited module never gets the old build's results, and the same build (a
+  // restart, every machine running one bundle) finds its own again.
+  const std::string code = CodeIdentityOf(reinterpret_cast<const void*>(compute));
+  const std::string key = fmt::format("{}:{}|{}", code.size(), code, CacheKey(function_id, args));
   {
     std::lock_guard lock(g_mutex);
     if (auto it = g_entries.find(key); it != g_entries.end()) return it->second;

@@ -127,6 +127,25 @@ TEST_F(CliTest, AModuleThatFailsToLoadIsExitTwoAndTheRestIsStillReported) {
   EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"good#head"}));
 }
 
+// throw-inside-dlopen: a module whose static initialiser throws is a named load
+// error (the tool preflights every library), not an abort of the tool.
+TEST_F(CliTest, AThrowingStaticInitialiserIsExitTwoNamingTheModuleNotACrash) {
+  const fs::path file = dir_ / "static.toml";
+  std::ofstream(file) << "name = \"static\"\n"
+                         "[[environments]]\nname = \"node\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_MODULE_DIR
+                      << "\"]\nentries = [\"head\"]\n"
+                         "[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_FIXTURE_DIR << "/bad\"]\nentries = [\"static-throw\"]\n";
+  const ToolRun run = Modgraph("doctor --format json --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_NE(run.err.find("cannot load ssr#static-throw"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("uncaught std::runtime_error"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("registration failed during static init"), std::string::npos) << run.err;
+  const nlohmann::json json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"node#head"}));
+}
+
 // The inputs that crashed `modgraph doctor` (section-header bounds wrapping
 // around 2^64): a load error, exit 2, the file named; the rest still reported.
 TEST_F(CliTest, AMalformedModuleFileIsALoadErrorNotACrash) {

@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "../server/raw_client.h"
@@ -13,6 +16,7 @@
 
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -64,6 +68,55 @@ int StopAndWait(ServeProcess& process) {
   ::waitpid(process.pid, &status, 0);
   ::close(process.out);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// serve --watch: a rebuilt page is reloaded and served, a broken build is
+// reported and the last good one keeps serving.
+TEST(ServeCliTest, WatchReloadsARebuiltPageAndKeepsServingThroughABrokenBuild) {
+  namespace fs = std::filesystem;
+  std::string pattern = (fs::temp_directory_path() / "modgraph-watch-XXXXXX").string();
+  const fs::path dir = ::mkdtemp(pattern.data());
+  const fs::path root = dir / "root";
+  fs::create_directory(root);
+  auto put = [&](const fs::path& from, const std::string& name) {
+    fs::copy_file(from, root / (name + ".tmp"));
+    fs::rename(root / (name + ".tmp"), root / name);
+  };
+  const fs::path modules = MODGRAPH_TEST_MODULE_DIR;
+  const fs::path builds = MODGRAPH_TEST_STRESS_FIXTURES;
+  put(modules / "head.so", "head.so");
+  put(modules / "head-state.so", "head-state.so");
+  put(builds / "v1" / "stress-page.so", "stress-page.so");
+  std::ofstream(dir / "watch.toml") << "name = \"watch\"\npolicy = \"auto\"\n"
+                                       "[server]\npages_environment = \"ssr\"\n"
+                                       "pages = [\"stress-page\"]\n"
+                                       "[[environments]]\nname = \"ssr\"\n"
+                                       "module_roots = [\"root\"]\n"
+                                       "entries = [\"head-state\", \"stress-page\"]\n";
+  ServeProcess serve =
+      StartServe({"--topology", (dir / "watch.toml").string(), "--watch", "--debounce-ms", "20"});
+  ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("watching " + root.string()));
+  const int port = Port(serve.printed);
+  auto get = [&](int id) {
+    auto page = modgraph::server::Fetch(static_cast<std::uint16_t>(port),
+                                        "/stress?id=" + std::to_string(id));
+    return page.ok() ? std::to_string(page->status) + " " + page->body
+                     : std::string(page.status().message());
+  };
+  EXPECT_THAT(get(1), HasSubstr("v1 req-1"));
+  put(builds / "v2" / "stress-page.so", "stress-page.so");
+  ASSERT_TRUE(serve.ReadUntil("registry: every slot is registered")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("reload #1: stress-page.so changed"));
+  EXPECT_THAT(serve.printed, HasSubstr("ssr: reloaded ssr#stress-page"));
+  EXPECT_THAT(get(2), HasSubstr("v2 req-2"));
+  put(builds / "broken" / "stress-page.so", "stress-page.so");
+  ASSERT_TRUE(serve.ReadUntil("this build of stress-page is broken")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("ssr: FAILED, the old copies keep serving"));
+  EXPECT_THAT(get(3), AllOf(HasSubstr("200"), HasSubstr("v2 req-3")));
+  EXPECT_EQ(StopAndWait(serve), 0) << serve.printed;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 TEST(ServeCliTest, ServesProdPagesAndStopsOnSigterm) {
