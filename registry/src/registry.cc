@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "modgraph/context/registrations.h"
+
 namespace modgraph {
 
 Registry::Registry(Sentinel& sentinel) : sentinel_(sentinel) {}
@@ -139,6 +141,40 @@ std::vector<DanglingProvider> Registry::DanglingProviders() const {
     }
   }
   return dangling;
+}
+
+std::vector<AnonymousKey> Registry::AnonymousKeys() const {
+  // Copies by their loaded path: environment and instances.
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>, std::less<>> copies;
+  for (const auto& [name, entry] : entries_) {
+    auto& copy = copies[entry.record.library];
+    copy.first = entry.record.environment;
+    copy.second.push_back(entry.record.instance);
+  }
+  std::map<std::pair<std::string, std::string>, AnonymousKey> keys;  // (environment, type)
+  for (const NamedRegistration& r : ListNamedRegistrations()) {
+    if (r.registry != "key" || !r.name.empty() || r.refused || !r.live) continue;
+    auto copy = copies.find(r.object);
+    if (copy == copies.end()) continue;  // host code, or another topology's copy
+    const std::string& environment = copy->second.first;
+    AnonymousKey& key = keys[{environment, r.type}];
+    key.environment = environment;
+    key.type = r.type;
+    const std::string by = fmt::format("{}", fmt::join(copy->second.second, ", "));
+    if (std::find(key.constructed_by.begin(), key.constructed_by.end(), by) ==
+        key.constructed_by.end()) {
+      key.constructed_by.push_back(by);
+    }
+    if (std::find(key.indexes.begin(), key.indexes.end(), r.index) == key.indexes.end()) {
+      key.indexes.push_back(r.index);
+    }
+  }
+  std::vector<AnonymousKey> out;
+  for (auto& [where, key] : keys) {
+    std::sort(key.constructed_by.begin(), key.constructed_by.end());
+    out.push_back(std::move(key));
+  }
+  return out;
 }
 
 std::vector<Finding> Registry::Findings() const {

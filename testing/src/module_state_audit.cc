@@ -272,8 +272,11 @@ struct ModuleStateAudit::Impl {
       if (record.where.name.empty()) record.where = where;
       record.requests.insert(request);
       if (changed) {
-        AddRange(record.changed, begin - copy.base - where.offset,
-                 chunk_end - copy.base - where.offset);
+        // Whole 8-byte words: which bytes of a pointer differ depends on where
+        // the heap is, and a report should not change from run to run.
+        const std::uint64_t first = (begin - copy.base - where.offset) & ~std::uint64_t{7};
+        const std::uint64_t last = ((chunk_end - copy.base - where.offset) + 7) & ~std::uint64_t{7};
+        AddRange(record.changed, first, std::min(last, where.size));
       }
       touched.insert(key);
       begin = std::max(chunk_end, begin + 1);

@@ -324,6 +324,27 @@ TEST_F(CliTest, ProbeReportsAccessorsThatLostTheirRequestContext) {
   EXPECT_NE(bound.out.find("no leak"), std::string::npos) << bound.out;
 }
 
+TEST_F(CliTest, DoctorReportsAnAnonymousKeySharedByTwoModuleCopies) {
+  const fs::path toml = dir_ / "anon.toml";
+  std::ofstream(toml) << "name = \"anon\"\n[[environments]]\nname = \"ssr\"\n"
+                      << "module_roots = [\"" << MODGRAPH_REGISTRY_FIXTURE_DIR << "/modules\"]\n"
+                      << "entries = [\"anon-key-setter\"]\n";
+  const ToolRun run = Modgraph("doctor -t '" + toml.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("finding: an anonymous context key of type std::string is constructed by "
+                         "2 module copies in environment ssr: ssr#anon-key-reader, "
+                         "ssr#anon-key-setter"),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("  fix: give the key a name"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("1 anonymous context key in module code"), std::string::npos) << run.out;
+  const ToolRun json = Modgraph("doctor --format json -t '" + toml.string() + "'");
+  const nlohmann::json report = nlohmann::json::parse(json.out);
+  ASSERT_EQ(report["anonymous_keys"].size(), 1u) << json.out;
+  EXPECT_EQ(report["anonymous_keys"][0]["constructed_by"].size(), 2u);
+  EXPECT_EQ(report["summary"]["anonymous_keys"], 1);
+}
+
 TEST_F(CliTest, ParityListsDevWarnDivergencesAndNoneUnderAuto) {
   const ToolRun warn = Modgraph("parity --policy warn --requests 6");
   EXPECT_EQ(warn.exit_code, 1) << warn.err;

@@ -85,6 +85,14 @@ nlohmann::ordered_json RenderJson(const Report& report) {
         {{"provider", d.provider}, {"target", d.target}, {"declared_by", d.declared_by}});
   }
   out["dangling_providers"] = std::move(dangling);
+  ordered_json keys = ordered_json::array();
+  for (const AnonymousKey& key : report.anonymous_keys) {
+    keys.push_back({{"environment", key.environment},
+                    {"type", key.type},
+                    {"constructed_by", key.constructed_by},
+                    {"indexes", key.indexes}});
+  }
+  out["anonymous_keys"] = std::move(keys);
   out["errors"] = report.errors;
   ordered_json retired = ordered_json::array();
   for (const RetiredReport& r : report.retired) {
@@ -108,6 +116,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                     {"instances_with_findings", s.instances_with_findings},
                     {"environments_with_findings", s.environments_with_findings},
                     {"dangling_providers", s.dangling_providers},
+                    {"anonymous_keys", s.anonymous_keys},
                     {"errors", s.errors}};
   return out;
 }

@@ -79,6 +79,20 @@ struct DanglingProvider {
   std::string declared_by;  // "[providers] of app.toml", "provides_for of node#x-state"
 };
 
+// An anonymous context key (Key<T> constructed without a name) in module code.
+// Each module copy that constructs it gets its own key index: two modules
+// sharing the declaration (a header) use two different keys when each is its
+// own copy (an isolated environment) and one key inside a bundle, so dev and
+// prod disagree. Modules must name their keys.
+struct AnonymousKey {
+  std::string environment;
+  std::string type;  // the value type, demangled
+  // The copies that constructed it: their instances ("ssr#fr04-reader"; a
+  // bundle's copy lists each of its instances, comma-separated).
+  std::vector<std::string> constructed_by;
+  std::vector<std::uint32_t> indexes;  // one per construction, in registration order
+};
+
 class Registry {
  public:
   explicit Registry(Sentinel& sentinel = Sentinel::Global());
@@ -113,6 +127,10 @@ class Registry {
   // Provider declarations whose target module has no instance in any
   // environment; sorted by target, then provider.
   std::vector<DanglingProvider> DanglingProviders() const;
+  // Anonymous keys constructed by the module copies of this registry's
+  // instances (ListNamedRegistrations, context/registrations.h), grouped by
+  // environment and value type; sorted.
+  std::vector<AnonymousKey> AnonymousKeys() const;
 
  private:
   struct Entry {

@@ -63,7 +63,8 @@ struct ModuleStateFinding {
   std::string section;                 // e.g. ".bss", ".data"; may be empty
   std::uint64_t offset = 0;            // of the symbol (or word) from the copy's load base
   std::uint64_t size = 0;              // bytes of the symbol (or the 8-byte word)
-  // Byte ranges [first, second) within the symbol that changed value.
+  // Byte ranges [first, second) within the symbol that changed value, widened
+  // to whole 8-byte words (so the report does not depend on heap addresses).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> changed;
   // True when a write stored the value already there (seen by write tracking).
   bool rewritten_unchanged = false;
