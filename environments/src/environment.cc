@@ -423,7 +423,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs
   // The helper loads the checked private copy: exactly the bytes that load here.
   if (preflight && !(identity.has_value() && TheInitialisedFiles().Contains(*identity))) {
     request.before_dlopen = [&who](const fs::path& copy) -> absl::Status {
-      absl::Status checked = PreflightLibrary(copy, {.label = who});
+      absl::Status checked = PreflightLibrary(copy, {.label = "the library"});
       if (checked.ok()) return checked;
       return absl::Status(checked.code(),
                           fmt::format("cannot load {}: {}", who, std::string(checked.message())));
