@@ -223,11 +223,7 @@ struct HostCallbacks {
 
   static const void* ImportModule(modgraph_host* host, const char* module_id) {
     const Instance& self = *host->instance;
-    const modgraph_module_descriptor& d = self.descriptor();
-    const bool declared = std::any_of(d.imports, d.imports + d.import_count, [&](const char* id) {
-      return std::string_view(id) == module_id;
-    });
-    if (!declared) {
+    if (!self.imports_by_id_.contains(module_id)) {
       Refuse(host, fmt::format("{} imported '{}' without declaring it; add it to the module's "
                                ".imports",
                                self.name(), module_id));
@@ -247,9 +243,9 @@ struct HostCallbacks {
     Instance& self = *host->instance;
     Environment& env = *host->environment;
     Environment::Transaction& tx = Tx(host);
-    Instance* target = env.Resolve(module_id, &tx);
-    const auto& imports = self.imports();
-    if (target == nullptr || std::find(imports.begin(), imports.end(), target) == imports.end()) {
+    auto import = self.imports_by_id_.find(module_id);
+    Instance* target = import == self.imports_by_id_.end() ? nullptr : import->second;
+    if (target == nullptr) {
       Refuse(host, fmt::format("{} registered an accessor on '{}', which it does not import; add "
                                "'{}' to its .imports",
                                self.name(), module_id, module_id));
@@ -581,11 +577,13 @@ absl::Status Environment::Instantiate(std::string_view module_id, std::vector<st
   chain.emplace_back(module_id);
   const modgraph_module_descriptor& d = instance->descriptor();
   instance->imports_.clear();
+  instance->imports_by_id_.clear();
   for (uint32_t i = 0; i < d.import_count; ++i) {
     if (absl::Status imported = Instantiate(d.imports[i], chain, module_id, tx); !imported.ok()) {
       return imported;
     }
     instance->imports_.push_back(Resolve(d.imports[i], &tx));
+    instance->imports_by_id_.emplace(d.imports[i], instance->imports_.back());
   }
   chain.pop_back();
   if (absl::Status initialised = RunInit(*instance, tx); !initialised.ok()) return initialised;
@@ -668,8 +666,9 @@ void Environment::Commit(Transaction& tx, const std::vector<Instance*>& retiring
   std::vector<std::shared_ptr<Instance>> retired;
   {
     std::unique_lock publish(published_mu_);
+    // One pass, not one erase per instance: unloading everything is linear.
+    std::erase_if(init_order_, [&](const Instance* i) { return leaving.contains(i); });
     for (const Instance* old : retiring) {
-      std::erase(init_order_, old);
       published_.erase(old->module_id());
       auto it = instances_.find(old->module_id());
       if (it != instances_.end() && it->second.get() == old) {
@@ -722,6 +721,7 @@ void Environment::Rollback(Transaction& tx) {
     }
     instance.registrations_.clear();
     instance.imports_.clear();
+    instance.imports_by_id_.clear();
     instance.state_ = Instance::State::kDiscovered;
   }
   // A copy whose init left a thread running stays mapped (ReleaseRetired).
@@ -835,10 +835,8 @@ void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
   const std::set<const Instance*> gone(leaving.begin(), leaving.end());
   {
     std::unique_lock publish(published_mu_);
-    for (const Instance* instance : leaving) {
-      std::erase(init_order_, instance);
-      published_.erase(instance->module_id());
-    }
+    std::erase_if(init_order_, [&](const Instance* i) { return gone.contains(i); });
+    for (const Instance* instance : leaving) published_.erase(instance->module_id());
   }
   for (auto it = leaving.rbegin(); it != leaving.rend(); ++it) {
     Instance& instance = **it;
@@ -854,6 +852,7 @@ void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
     if (listener_ != nullptr) listener_->OnInstanceUnloading(instance);
     if (instance.descriptor().teardown != nullptr) instance.descriptor().teardown();
     instance.imports_.clear();
+    instance.imports_by_id_.clear();
     instance.state_ = Instance::State::kDiscovered;
   }
 }

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <string_view>
+#include <unordered_map>
 
 #include "modgraph/context/registrations.h"
 
@@ -178,6 +180,10 @@ std::vector<AnonymousKey> Registry::AnonymousKeys() const {
 }
 
 std::vector<Finding> Registry::Findings() const {
+  // Twins are instances of the same module: index by module once, so each
+  // finding looks only at its own module's instances (linear overall).
+  std::unordered_map<std::string_view, std::vector<const Entry*>> by_module;
+  for (const auto& [name, entry] : entries_) by_module[entry.record.module].push_back(&entry);
   std::vector<Finding> findings;
   for (const auto& [name, entry] : entries_) {
     const InstanceRecord& record = entry.record;
@@ -189,12 +195,12 @@ std::vector<Finding> Registry::Findings() const {
                       .slot = slot.slot,
                       .registered_twins = {},
                       .fixing_providers = ProvidersFor(record.module)};
-      for (const auto& [other_name, other] : entries_) {
-        if (other.record.module != record.module || other_name == name) continue;
+      for (const Entry* other : by_module[record.module]) {
+        if (other == &entry) continue;
         const bool registered =
-            std::any_of(other.record.slots.begin(), other.record.slots.end(),
+            std::any_of(other->record.slots.begin(), other->record.slots.end(),
                         [&](const SlotRecord& s) { return s.slot == slot.slot && s.registered; });
-        if (registered) finding.registered_twins.push_back(other_name);
+        if (registered) finding.registered_twins.push_back(other->record.instance);
       }
       findings.push_back(std::move(finding));
     }

@@ -483,14 +483,22 @@ server::Router MakeAuditedRouter(const server::PageHost& pages,
   namespace asio = boost::asio;
   server::Router router;
   for (const std::string& route : pages.routes()) {
-    (void)router.Add(route,
-                     [&pages, make_work,
-                      &audit](const server::Request& request) -> asio::awaitable<server::Response> {
-                       auto executor = co_await asio::this_coro::executor;
-                       co_return co_await modgraph::co_spawn(
-                           audit_internal::SliceExecutor(executor, &audit, request.id),
-                           pages.Render(request, make_work(request)), asio::use_awaitable);
-                     });
+    (void)router.Add(
+        route,
+        [&pages, make_work,
+         &audit](const server::Request& request) -> asio::awaitable<server::Response> {
+          absl::StatusOr<server::PageHost::AsyncWork> work = make_work(request);
+          if (!work.ok()) {
+            co_return server::Response{
+                .status = 400,
+                .content_type = "text/plain; charset=utf-8",
+                .body = fmt::format("400 bad request: {}\n", std::string(work.status().message()))};
+          }
+          auto executor = co_await asio::this_coro::executor;
+          co_return co_await modgraph::co_spawn(
+              audit_internal::SliceExecutor(executor, &audit, request.id),
+              pages.Render(request, *std::move(work)), asio::use_awaitable);
+        });
   }
   return router;
 }

@@ -118,10 +118,11 @@ TEST(PageHostReloadTest, ARequestInFlightFinishesOnTheCopyItStartedWith) {
   ASSERT_TRUE(pages.ok());
   Gate gate;
   auto server = server::HttpServer::Start(
-      {}, (*pages)->MakeRouter([&](const server::Request& request) -> server::PageHost::AsyncWork {
-        if (request.query.contains("wait")) return gate.Work();
-        return server::PageHost::YieldOnce(request);
-      }));
+      {}, (*pages)->MakeRouter(
+              [&](const server::Request& request) -> absl::StatusOr<server::PageHost::AsyncWork> {
+                if (request.query.contains("wait")) return gate.Work();
+                return server::PageHost::YieldOnce(request);
+              }));
   ASSERT_TRUE(server.ok());
   const std::uint16_t port = (*server)->port();
   std::string parked;

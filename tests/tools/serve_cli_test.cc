@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "../server/raw_client.h"
 #include "modgraph/server/load_client.h"
 
 namespace {
@@ -206,6 +207,55 @@ TEST(ServeCliTest, ModeAndTopologyTogetherIsAUsageError) {
   ::close(serve.out);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+// Runs `modgraph serve <args>` to completion; returns its exit status and stdout.
+std::pair<int, std::string> RunToExit(std::vector<std::string> args) {
+  ServeProcess process = StartServe(std::move(args));
+  process.ReadUntil("\x01never printed");  // reads until the process closes stdout
+  int status = 0;
+  ::waitpid(process.pid, &status, 0);
+  ::close(process.out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, process.printed};
+}
+
+TEST(ServeCliTest, HelpListsTheLimitsWithTheirDefaults) {
+  auto [status, help] = RunToExit({"--help"});
+  EXPECT_EQ(status, 0);
+  for (const char* expected :
+       {"--max-connections", "512", "--idle-timeout", "75s", "--header-timeout", "1m",
+        "--body-timeout", "--write-timeout", "--drain-timeout", "10s",
+        "a second signal stops at once", "DURATION", "docs/server.md", "0..60000"}) {
+    EXPECT_THAT(help, HasSubstr(expected));
+  }
+}
+
+TEST(ServeCliTest, ADurationNeedsAUnit) {
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--idle-timeout", "75"}).first, 2);
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--drain-timeout", "0s"}).first, 2);
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--max-connections", "0"}).first, 2);
+}
+
+TEST(ServeCliTest, LimitFlagsReachTheServer) {
+  ServeProcess serve =
+      StartServe({"--mode", "prod", "--port", "0", "--max-connections", "7", "--idle-timeout",
+                  "200ms", "--header-timeout", "1500ms", "--drain-timeout", "2s"});
+  ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("limits: 7 connections, idle 200ms, headers 1500ms, body "
+                                       "1m, write 1m, drain 2s after a stop"));
+  const int port = Port(serve.printed);
+  ASSERT_GT(port, 0);
+  // A connection that sends nothing is closed at the idle timeout.
+  modgraph::server::test::RawClient silent(static_cast<std::uint16_t>(port));
+  modgraph::server::test::RawClient::Read read = silent.ReadUntilClosed();
+  EXPECT_TRUE(read.closed);
+  EXPECT_EQ(read.bytes, "");
+  // delay_ms past its bound is a 400, and the page still serves.
+  auto too_long =
+      modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?delay_ms=60001");
+  ASSERT_TRUE(too_long.ok()) << too_long.status();
+  EXPECT_EQ(too_long->status, 400);
+  EXPECT_EQ(StopAndWait(serve), 0);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "modgraph/report/render.h"
+#include "modgraph/report/report_util.h"
 
 namespace modgraph::report {
 
@@ -22,6 +23,7 @@ std::string IsoTime(std::chrono::system_clock::time_point time) {
 }
 
 nlohmann::ordered_json RenderJson(const Report& report) {
+  const ReportIndex index(report);
   using nlohmann::ordered_json;
   ordered_json out;
   out["schema"] = "modgraph-report/1";
@@ -65,7 +67,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                          {"provides_for", instance.provides_for},
                          {"slots", std::move(slots)},
                          {"shared_state", std::move(shared)},
-                         {"has_findings", HasFindings(report, instance.instance)}});
+                         {"has_findings", index.HasFindings(instance.instance)}});
   }
   out["instances"] = std::move(instances);
 

@@ -158,6 +158,27 @@ const SlotRecord* FindSlot(const Report& report, std::string_view instance, std:
   return nullptr;
 }
 
+ReportIndex::ReportIndex(const Report& report) {
+  instances_.reserve(report.instances.size());
+  for (const InstanceRecord& record : report.instances)
+    instances_.emplace(record.instance, &record);
+  for (const Finding& finding : report.findings) with_findings_.insert(finding.instance);
+}
+
+const InstanceRecord* ReportIndex::Instance(std::string_view name) const {
+  auto it = instances_.find(name);
+  return it == instances_.end() ? nullptr : it->second;
+}
+
+const SlotRecord* ReportIndex::Slot(std::string_view instance, std::string_view slot) const {
+  const InstanceRecord* record = Instance(instance);
+  if (record == nullptr) return nullptr;
+  for (const SlotRecord& candidate : record->slots) {
+    if (candidate.slot == slot) return &candidate;
+  }
+  return nullptr;
+}
+
 const EnvironmentReport* FindEnvironment(const Report& report, std::string_view name) {
   for (const EnvironmentReport& env : report.environments) {
     if (env.name == name) return &env;

@@ -31,8 +31,8 @@ std::string Plural(int n, std::string_view word) {
   return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
 }
 
-void AppendFinding(std::string& out, const Report& report, const Finding& finding,
-                   const Painter& paint) {
+void AppendFinding(std::string& out, const Report& report, const ReportIndex& index,
+                   const Finding& finding, const Painter& paint) {
   out += fmt::format(
       "{} {}: slot {} has no registration; it uses the module-level default, shared by every "
       "request in environment {}\n",
@@ -43,7 +43,7 @@ void AppendFinding(std::string& out, const Report& report, const Finding& findin
                        finding.slot, finding.module);
   }
   for (const std::string& twin : finding.registered_twins) {
-    const SlotRecord* slot = FindSlot(report, twin, finding.slot);
+    const SlotRecord* slot = index.Slot(twin, finding.slot);
     if (slot != nullptr && !slot->provider.empty()) {
       out += fmt::format("  registered twin: {} (registration by {})\n", twin, slot->provider);
     } else {
@@ -177,7 +177,8 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                          paint.Bold(instance.instance), state.name, state.size, state.reason);
     }
   }
-  for (const Finding& finding : report.findings) AppendFinding(out, report, finding, paint);
+  const ReportIndex index(report);
+  for (const Finding& finding : report.findings) AppendFinding(out, report, index, finding, paint);
   for (const DanglingProvider& dangling : report.dangling_providers) {
     AppendDanglingProvider(out, dangling, paint);
   }

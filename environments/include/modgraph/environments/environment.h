@@ -26,6 +26,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -117,6 +118,10 @@ class Instance {
   std::shared_ptr<LoadedLibrary> library_;
   std::string code_identity_;
   std::vector<Instance*> imports_;
+  // The same imports by module id (keys point into the descriptor): the host
+  // callbacks check "is this an import?" in constant time, however many a
+  // module declares.
+  std::unordered_map<std::string_view, Instance*> imports_by_id_;
   std::vector<Registration> registrations_;  // revoked when this instance goes
   std::vector<int> init_threads_;            // threads that appeared while its init ran
   bool torn_down_ = false;
