@@ -75,7 +75,7 @@ class LoadedServer {
     spec.server = {.pages_environment = "ssr", .entry_environment = "", .pages = {"stress-page"}};
     topology_ = *Topology::Create(std::move(spec));
     for (const absl::Status& error : topology_->LoadEntries()) {
-      fmt::print(stderr, "load error: {}\n", error.message());
+      fmt::print(stderr, "load error: {}\n", std::string(error.message()));
     }
     pages_ = *server::PageHost::Create(*topology_);
     server_ =
