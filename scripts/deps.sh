@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev            # Boost.DLL, Asio, Beast (headers)
   libabsl-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libelf-dev                  # elfutils' libelf: inspecting module files before loading them
+  libssl-dev                  # OpenSSL's SHA-256: which build of a module cached results came from
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
   clang-14 libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer targets with ASan + UBSan

@@ -112,6 +112,27 @@ std::string ObjectOf(const void* caller) {
   return "the main program";
 }
 
+// The index an earlier copy of the same module gave the same anonymous
+// declaration, or kRefusedIndex (see register_name).
+std::uint32_t EarlierCopysIndex(const std::vector<Record>& records, const std::string& what,
+                                const std::string& registrant, const std::string& object,
+                                const char* type_name) {
+  auto same_declarations = [&](const Record& r) {
+    return r.registry == what && r.name.empty() && !r.refused && r.registrant == registrant &&
+           r.type_name == type_name;
+  };
+  std::size_t rank = 0;  // how many this copy has made already
+  for (const Record& r : records) {
+    if (same_declarations(r) && r.object == object) ++rank;
+  }
+  std::map<std::string_view, std::size_t> seen;  // per earlier copy
+  for (const Record& r : records) {
+    if (!same_declarations(r) || r.object == object) continue;
+    if (seen[r.object]++ == rank) return r.index;
+  }
+  return kRefusedIndex;
+}
+
 }  // namespace
 
 std::uint32_t NamedRegistry::register_name(std::string_view name, std::size_t size,
@@ -162,6 +183,21 @@ std::uint32_t NamedRegistry::register_name(std::string_view name, std::size_t si
       if (!anonymous_allowed) {
         return refuse(fmt::format("a {} declared by {} has an empty name; give it a name", what_,
                                   registrant));
+      }
+      // A reload constructs the same anonymous declarations again, in a new copy
+      // of the same module: each gets the index its earlier copy had, so reloads
+      // do not use up indices (nor grow every context's slot array). The
+      // declaration is identified by the registrant (environment, module and
+      // file, given by the loader's scope), the type, and its rank among that
+      // copy's anonymous registrations of the type.
+      if (scope != nullptr) {
+        if (const std::uint32_t index =
+                EarlierCopysIndex(records.records, what_, registrant, object, type_name);
+            index != kRefusedIndex) {
+          record.index = index;
+          records.records.push_back(std::move(record));
+          return index;
+        }
       }
       return fresh();
     }

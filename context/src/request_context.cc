@@ -38,12 +38,16 @@ namespace {
 // seal k, not only by those of generation k.
 struct Generation {
   ~Generation() {
+    // Every share of this generation is gone (and, through the chain, of every
+    // earlier one): what their holders did happens before a watch sees this.
+    ended->store(true, std::memory_order_release);
     // Unlink iteratively: a long request can pin a chain of thousands of
     // generations, and releasing it must not recurse once per link.
     std::shared_ptr<Generation> link = std::move(next);
     while (link != nullptr && link.use_count() == 1) link = std::move(link->next);
   }
   std::shared_ptr<Generation> next;  // set once, when this generation is sealed
+  std::shared_ptr<std::atomic<bool>> ended = std::make_shared<std::atomic<bool>>(false);
 };
 
 struct Generations {
@@ -64,13 +68,13 @@ std::shared_ptr<const void> HoldRequestGeneration() {
   return generations.current;
 }
 
-std::weak_ptr<const void> SealRequestGeneration() {
+RequestGenerationWatch SealRequestGeneration() {
   Generations& generations = TheGenerations();
   std::lock_guard lock(generations.mutex);
   std::shared_ptr<Generation> sealed = std::move(generations.current);
   sealed->next = std::make_shared<Generation>();
   generations.current = sealed->next;
-  return sealed;
+  return RequestGenerationWatch(sealed->ended);
 }
 
 RequestContext RequestContext::create(std::uint64_t id) {

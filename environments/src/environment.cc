@@ -2,18 +2,22 @@
 // environment.h and docs/loader.md ("Reload", "Retirement").
 #include "modgraph/environments/environment.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <system_error>
 #include <tuple>
 
+#include "modgraph/context/code_identity.h"
 #include "modgraph/context/registrations.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/module_id.h"
@@ -73,7 +77,7 @@ struct Environment::Transaction {
 // One commit's replaced or unloaded instances, kept until they may close.
 struct Environment::Retired {
   std::vector<std::shared_ptr<Instance>> instances;  // init order, then discovered
-  std::weak_ptr<const void> requests_before;         // expires when they have all ended
+  RequestGenerationWatch requests_before;            // ends when they have all ended
   bool published = true;                             // false: a rolled-back transaction's
   bool torn_down = false;
   std::string reason;  // why something of it is still mapped
@@ -158,6 +162,48 @@ InitialisedFiles& TheInitialisedFiles() {
   return *files;
 }
 
+// The hex SHA-256 of a file's bytes (OpenSSL), or "" if it cannot be read.
+std::string Sha256Of(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    if (EVP_DigestUpdate(ctx.get(), buffer, static_cast<std::size_t>(in.gcount())) != 1) return {};
+    if (!in) break;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1) return {};
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+// A loaded library whose code identity is recorded (code_identity.h) until it
+// closes: forgotten first, then closed (another library may take its address).
+struct IdentifiedLibrary {
+  ~IdentifiedLibrary() {
+    if (base != nullptr) context_internal::ForgetCodeIdentity(base);
+  }
+  std::shared_ptr<LoadedLibrary> library;
+  const void* base = nullptr;
+};
+
+std::shared_ptr<LoadedLibrary> Identify(std::shared_ptr<LoadedLibrary> library) {
+  auto identified = std::make_shared<IdentifiedLibrary>();
+  Dl_info info{};
+  if (!library->descriptors().empty() && ::dladdr(library->descriptors().front(), &info) != 0 &&
+      info.dli_fbase != nullptr) {
+    identified->base = info.dli_fbase;
+    context_internal::RecordCodeIdentity(info.dli_fbase, Sha256Of(library->loaded_path()));
+  }
+  LoadedLibrary* raw = library.get();
+  identified->library = std::move(library);
+  return std::shared_ptr<LoadedLibrary>(identified, raw);
+}
+
 // The SDK's own short messages for a refused call; the host's reason is better.
 bool IsSdkSummary(std::string_view message) {
   return message.starts_with("cannot import ") || message.starts_with("cannot register ");
@@ -177,11 +223,7 @@ struct HostCallbacks {
 
   static const void* ImportModule(modgraph_host* host, const char* module_id) {
     const Instance& self = *host->instance;
-    const modgraph_module_descriptor& d = self.descriptor();
-    const bool declared = std::any_of(d.imports, d.imports + d.import_count, [&](const char* id) {
-      return std::string_view(id) == module_id;
-    });
-    if (!declared) {
+    if (!self.imports_by_id_.contains(module_id)) {
       Refuse(host, fmt::format("{} imported '{}' without declaring it; add it to the module's "
                                ".imports",
                                self.name(), module_id));
@@ -201,9 +243,9 @@ struct HostCallbacks {
     Instance& self = *host->instance;
     Environment& env = *host->environment;
     Environment::Transaction& tx = Tx(host);
-    Instance* target = env.Resolve(module_id, &tx);
-    const auto& imports = self.imports();
-    if (target == nullptr || std::find(imports.begin(), imports.end(), target) == imports.end()) {
+    auto import = self.imports_by_id_.find(module_id);
+    Instance* target = import == self.imports_by_id_.end() ? nullptr : import->second;
+    if (target == nullptr) {
       Refuse(host, fmt::format("{} registered an accessor on '{}', which it does not import; add "
                                "'{}' to its .imports",
                                self.name(), module_id, module_id));
@@ -398,7 +440,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs
                     fmt::join(scope.errors(), "; ")));
   }
   if (identity.has_value()) TheInitialisedFiles().Add(*identity);
-  return library;
+  return Identify(*std::move(library));
 }
 
 absl::Status Environment::AdoptLibrary(std::shared_ptr<LoadedLibrary> library, Transaction& tx) {
@@ -423,6 +465,7 @@ absl::Status Environment::AdoptLibrary(std::shared_ptr<LoadedLibrary> library, T
     instance->name_ = fmt::format("{}#{}", name(), d->id);
     instance->descriptor_ = d;
     instance->library_ = library;
+    instance->code_identity_ = CodeIdentityOf(d);
     tx.staged.emplace(d->id, std::move(instance));
   }
   return absl::OkStatus();
@@ -534,11 +577,13 @@ absl::Status Environment::Instantiate(std::string_view module_id, std::vector<st
   chain.emplace_back(module_id);
   const modgraph_module_descriptor& d = instance->descriptor();
   instance->imports_.clear();
+  instance->imports_by_id_.clear();
   for (uint32_t i = 0; i < d.import_count; ++i) {
     if (absl::Status imported = Instantiate(d.imports[i], chain, module_id, tx); !imported.ok()) {
       return imported;
     }
     instance->imports_.push_back(Resolve(d.imports[i], &tx));
+    instance->imports_by_id_.emplace(d.imports[i], instance->imports_.back());
   }
   chain.pop_back();
   if (absl::Status initialised = RunInit(*instance, tx); !initialised.ok()) return initialised;
@@ -621,8 +666,9 @@ void Environment::Commit(Transaction& tx, const std::vector<Instance*>& retiring
   std::vector<std::shared_ptr<Instance>> retired;
   {
     std::unique_lock publish(published_mu_);
+    // One pass, not one erase per instance: unloading everything is linear.
+    std::erase_if(init_order_, [&](const Instance* i) { return leaving.contains(i); });
     for (const Instance* old : retiring) {
-      std::erase(init_order_, old);
       published_.erase(old->module_id());
       auto it = instances_.find(old->module_id());
       if (it != instances_.end() && it->second.get() == old) {
@@ -675,6 +721,7 @@ void Environment::Rollback(Transaction& tx) {
     }
     instance.registrations_.clear();
     instance.imports_.clear();
+    instance.imports_by_id_.clear();
     instance.state_ = Instance::State::kDiscovered;
   }
   // A copy whose init left a thread running stays mapped (ReleaseRetired).
@@ -788,10 +835,8 @@ void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
   const std::set<const Instance*> gone(leaving.begin(), leaving.end());
   {
     std::unique_lock publish(published_mu_);
-    for (const Instance* instance : leaving) {
-      std::erase(init_order_, instance);
-      published_.erase(instance->module_id());
-    }
+    std::erase_if(init_order_, [&](const Instance* i) { return gone.contains(i); });
+    for (const Instance* instance : leaving) published_.erase(instance->module_id());
   }
   for (auto it = leaving.rbegin(); it != leaving.rend(); ++it) {
     Instance& instance = **it;
@@ -807,6 +852,7 @@ void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
     if (listener_ != nullptr) listener_->OnInstanceUnloading(instance);
     if (instance.descriptor().teardown != nullptr) instance.descriptor().teardown();
     instance.imports_.clear();
+    instance.imports_by_id_.clear();
     instance.state_ = Instance::State::kDiscovered;
   }
 }
@@ -900,7 +946,7 @@ std::size_t Environment::Release(std::vector<std::unique_ptr<Retired>>& list) {
   std::size_t closed = 0;
   for (const std::unique_ptr<Retired>& entry : list) {
     Retired& retired = *entry;
-    if (!retired.requests_before.expired()) {
+    if (!retired.requests_before.ended()) {
       retired.reason = "requests that started before it was retired are still running";
       continue;
     }

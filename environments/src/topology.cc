@@ -147,7 +147,7 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
   } else if (parsed->has_value()) {
     policy = **parsed;
   }
-  Preflight preflight = Preflight::kReloads;
+  Preflight preflight = Preflight::kAlways;
   if (absl::StatusOr<std::optional<Preflight>> parsed = PreflightOf(root, origin, "the topology");
       !parsed.ok()) {
     return parsed.status();
@@ -359,6 +359,14 @@ class Topology::RegistryFeed final : public InstanceListener, public ProviderCat
     for (const Instance* imported : instance.imports()) record.imports.push_back(imported->name());
     const modgraph_module_descriptor& d = instance.descriptor();
     record.provides_for.assign(d.provides_for, d.provides_for + d.provides_count);
+    if (MODGRAPH_DESCRIPTOR_HAS(&d, shared_state_count)) {
+      for (uint32_t i = 0; i < d.shared_state_count; ++i) {
+        const modgraph_shared_state_decl& shared = d.shared_state[i];
+        record.shared_state.push_back({.name = shared.name != nullptr ? shared.name : "",
+                                       .size = shared.size,
+                                       .reason = shared.reason != nullptr ? shared.reason : ""});
+      }
+    }
     topology_.registry_->AddInstance(std::move(record), {d.slots, d.slot_count});
   }
   void OnAccessorRegistered(const Instance& target, const modgraph_slot_decl& slot,

@@ -361,6 +361,7 @@ LibraryLoader::LibraryLoader() : LibraryLoader(Options{}) {}
 LibraryLoader::LibraryLoader(Options options) : options_(std::move(options)) {}
 
 LibraryLoader::~LibraryLoader() {
+  for (const auto& [path, fd] : root_fds_) ::close(fd);
   if (copy_dir_.empty()) return;
   // Libraries may outlive the loader: their own destructors remove their
   // copies, and the directory (still locked) goes at exit. Otherwise it goes now.
@@ -415,6 +416,49 @@ absl::StatusOr<fs::path> LibraryLoader::MakeTempCopy(std::string_view bytes,
   return copy;
 }
 
+absl::StatusOr<int> LibraryLoader::OpenRoot(const fs::path& root, const std::string& env,
+                                            const fs::path& source) {
+  std::lock_guard lock(roots_mutex_);
+  // Reuse the checked descriptor while the path still names that directory
+  // (a build that deletes and re-creates its output directory gets a new check).
+  if (auto it = root_fds_.find(root.string()); it != root_fds_.end()) {
+    struct stat by_path {
+    }, held{};
+    if (::stat(root.c_str(), &by_path) == 0 && ::fstat(it->second, &held) == 0 &&
+        by_path.st_dev == held.st_dev && by_path.st_ino == held.st_ino) {
+      return it->second;
+    }
+    ::close(it->second);
+    root_fds_.erase(it);
+  }
+  UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0 && (errno == EMFILE || errno == ENFILE)) return OutOfDescriptors(env, source);
+  if (fd.get() < 0) {
+    return absl::NotFoundError(fmt::format(
+        "environment '{}': library '{}' not found: module root '{}' cannot be opened ({}); build "
+        "the module or fix the topology's module roots",
+        env, source.string(), root.string(), std::strerror(errno)));
+  }
+  const bool allow_writable = options_.allow_writable_module_paths;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return absl::ErrnoToStatus(errno, "fstat module root");
+  if (absl::Status ok = CheckOwnerAndMode(st, root, "module root", false, allow_writable, env);
+      !ok.ok()) {
+    return ok;
+  }
+  std::error_code ec;
+  const fs::path canonical_root = fs::canonical(root, ec);
+  if (ec) {
+    return absl::NotFoundError(fmt::format("module root '{}': {}", root.string(), ec.message()));
+  }
+  if (absl::Status ok = CheckRootAncestors(canonical_root, allow_writable, env); !ok.ok()) {
+    return ok;
+  }
+  // Kept open: later loads reach the same checked directory, whatever its
+  // path names by then.
+  return root_fds_.emplace(root.string(), fd.release()).first->second;
+}
+
 absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::path& source,
                                                                    const LoadRequest& request) {
   return Load(source.parent_path().empty() ? fs::path(".") : source.parent_path(),
@@ -428,34 +472,16 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   const fs::path source = root / file;
   const bool allow_writable = options_.allow_writable_module_paths;
 
-  // The root: open it once; everything below is reached through this descriptor.
-  const UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (root_fd.get() < 0 && (errno == EMFILE || errno == ENFILE)) {
-    return OutOfDescriptors(env, source);
-  }
-  if (root_fd.get() < 0) {
-    return absl::NotFoundError(fmt::format(
-        "environment '{}': library '{}' not found: module root '{}' cannot be opened ({}); build "
-        "the module or fix the topology's module roots",
-        env, source.string(), root.string(), std::strerror(errno)));
-  }
+  // The root: opened and checked once per loader; everything below is reached
+  // through this descriptor.
+  absl::StatusOr<int> root_fd = OpenRoot(root, env, source);
+  if (!root_fd.ok()) return root_fd.status();
   struct stat st {};
-  if (::fstat(root_fd.get(), &st) != 0) return absl::ErrnoToStatus(errno, "fstat module root");
-  if (absl::Status ok = CheckOwnerAndMode(st, root, "module root", false, allow_writable, env);
-      !ok.ok()) {
-    return ok;
-  }
-  std::error_code ec;
-  const fs::path canonical_root = fs::canonical(root, ec);
-  if (ec)
-    return absl::NotFoundError(fmt::format("module root '{}': {}", root.string(), ec.message()));
-  if (absl::Status ok = CheckRootAncestors(canonical_root, allow_writable, env); !ok.ok())
-    return ok;
   // Directories between the root and the file (a bundle in a subdirectory).
   fs::path between;
   for (const fs::path& part : file.parent_path()) {
     between /= part;
-    const UniqueFd dir(OpenBeneath(root_fd.get(), between, O_PATH | O_DIRECTORY));
+    const UniqueFd dir(OpenBeneath(*root_fd, between, O_PATH | O_DIRECTORY));
     if (dir.get() < 0 || ::fstat(dir.get(), &st) != 0) break;  // reported by the open below
     if (absl::Status ok =
             CheckOwnerAndMode(st, root / between, "directory", false, allow_writable, env);
@@ -464,7 +490,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
     }
   }
 
-  const UniqueFd fd(OpenBeneath(root_fd.get(), file, O_RDONLY));
+  const UniqueFd fd(OpenBeneath(*root_fd, file, O_RDONLY));
   if (fd.get() < 0) {
     const int error = errno;
     if (error == EMFILE || error == ENFILE) return OutOfDescriptors(env, source);
@@ -621,8 +647,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
           env, source.string(), alias, descriptor == nullptr ? 0 : descriptor->abi_version,
           MODGRAPH_ABI_VERSION));
     }
-    if (descriptor->descriptor_size < sizeof(modgraph_module_descriptor) ||
-        descriptor->id == nullptr) {
+    if (descriptor->descriptor_size < MODGRAPH_DESCRIPTOR_MIN_SIZE || descriptor->id == nullptr) {
       return absl::FailedPreconditionError(
           fmt::format("environment '{}': '{}' ({}) has a malformed descriptor; rebuild it with "
                       "MODGRAPH_MODULE",

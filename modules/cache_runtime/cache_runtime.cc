@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "modgraph/context/code_identity.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/sdk.h"
 
@@ -45,7 +46,11 @@ std::string CacheKey(std::string_view function_id, std::string_view args) {
 
 std::string UseCache(std::string_view function_id, std::string_view args,
                      std::string (*compute)(std::string_view)) {
-  const std::string key = CacheKey(function_id, args);
+  // The build of the code that fills the entry is part of its key: a reloaded,
+  // edited module never gets the old build's results, and the same build (a
+  // restart, every machine running one bundle) finds its own again.
+  const std::string code = CodeIdentityOf(reinterpret_cast<const void*>(compute));
+  const std::string key = fmt::format("{}:{}|{}", code.size(), code, CacheKey(function_id, args));
   {
     std::lock_guard lock(g_mutex);
     if (auto it = g_entries.find(key); it != g_entries.end()) return it->second;
@@ -84,6 +89,11 @@ void Init(sdk::ModuleContext& context) {
 }
 
 const CacheRuntimeApi kApi{&KeySeed, &CacheKey, &UseCache, &SetRequestDeploymentId, &EntryCount};
+const modgraph_shared_state_decl kShared[] = {
+    MODGRAPH_SHARED_STATE(g_entries,
+                          "the cache itself: results computed for one request serve the next; "
+                          "keys carry the deployment id and the arguments"),
+    MODGRAPH_SHARED_STATE(g_mutex, "guards g_entries")};
 
 }  // namespace
 }  // namespace modgraph::modules
@@ -91,4 +101,5 @@ const CacheRuntimeApi kApi{&KeySeed, &CacheKey, &UseCache, &SetRequestDeployment
 MODGRAPH_MODULE(cache_runtime, {.id = "cache-runtime",
                                 .api = &modgraph::modules::kApi,
                                 .init = &modgraph::modules::Init,
-                                .teardown = &::modgraph::sdk::nothing_to_stop});
+                                .teardown = &::modgraph::sdk::nothing_to_stop,
+                                .shared_state = modgraph::modules::kShared});

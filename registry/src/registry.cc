@@ -6,6 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <string_view>
+#include <unordered_map>
+
+#include "modgraph/context/registrations.h"
 
 namespace modgraph {
 
@@ -141,7 +145,45 @@ std::vector<DanglingProvider> Registry::DanglingProviders() const {
   return dangling;
 }
 
+std::vector<AnonymousKey> Registry::AnonymousKeys() const {
+  // Copies by their loaded path: environment and instances.
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>, std::less<>> copies;
+  for (const auto& [name, entry] : entries_) {
+    auto& copy = copies[entry.record.library];
+    copy.first = entry.record.environment;
+    copy.second.push_back(entry.record.instance);
+  }
+  std::map<std::pair<std::string, std::string>, AnonymousKey> keys;  // (environment, type)
+  for (const NamedRegistration& r : ListNamedRegistrations()) {
+    if (r.registry != "key" || !r.name.empty() || r.refused || !r.live) continue;
+    auto copy = copies.find(r.object);
+    if (copy == copies.end()) continue;  // host code, or another topology's copy
+    const std::string& environment = copy->second.first;
+    AnonymousKey& key = keys[{environment, r.type}];
+    key.environment = environment;
+    key.type = r.type;
+    const std::string by = fmt::format("{}", fmt::join(copy->second.second, ", "));
+    if (std::find(key.constructed_by.begin(), key.constructed_by.end(), by) ==
+        key.constructed_by.end()) {
+      key.constructed_by.push_back(by);
+    }
+    if (std::find(key.indexes.begin(), key.indexes.end(), r.index) == key.indexes.end()) {
+      key.indexes.push_back(r.index);
+    }
+  }
+  std::vector<AnonymousKey> out;
+  for (auto& [where, key] : keys) {
+    std::sort(key.constructed_by.begin(), key.constructed_by.end());
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
 std::vector<Finding> Registry::Findings() const {
+  // Twins are instances of the same module: index by module once, so each
+  // finding looks only at its own module's instances (linear overall).
+  std::unordered_map<std::string_view, std::vector<const Entry*>> by_module;
+  for (const auto& [name, entry] : entries_) by_module[entry.record.module].push_back(&entry);
   std::vector<Finding> findings;
   for (const auto& [name, entry] : entries_) {
     const InstanceRecord& record = entry.record;
@@ -153,12 +195,12 @@ std::vector<Finding> Registry::Findings() const {
                       .slot = slot.slot,
                       .registered_twins = {},
                       .fixing_providers = ProvidersFor(record.module)};
-      for (const auto& [other_name, other] : entries_) {
-        if (other.record.module != record.module || other_name == name) continue;
+      for (const Entry* other : by_module[record.module]) {
+        if (other == &entry) continue;
         const bool registered =
-            std::any_of(other.record.slots.begin(), other.record.slots.end(),
+            std::any_of(other->record.slots.begin(), other->record.slots.end(),
                         [&](const SlotRecord& s) { return s.slot == slot.slot && s.registered; });
-        if (registered) finding.registered_twins.push_back(other_name);
+        if (registered) finding.registered_twins.push_back(other->record.instance);
       }
       findings.push_back(std::move(finding));
     }

@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <system_error>
 
 #include "modgraph/context/request_context.h"
 #include "modgraph/modules/server_entry.h"
@@ -60,6 +61,16 @@ boost::asio::awaitable<Response> PageHost::Render(const Request& request, AsyncW
   return RenderPage(*page, request, std::move(work));
 }
 
+namespace {
+
+boost::asio::awaitable<Response> BadParameter(absl::Status status) {
+  co_return Response{.status = 400,
+                     .content_type = "text/plain; charset=utf-8",
+                     .body = fmt::format("400 bad request: {}\n", std::string(status.message()))};
+}
+
+}  // namespace
+
 boost::asio::awaitable<Response> PageHost::RenderPage(const Page& page, const Request& request,
                                                       AsyncWork work) const {
   // Outside a request scope nothing else keeps the copies this render uses mapped.
@@ -108,17 +119,28 @@ Router PageHost::MakeRouter(WorkFactory make_work) const {
   for (const Page& page : pages_) {
     // The router has found the page: render it without looking it up again.
     // A duplicate route would be a topology mistake already visible in routes().
-    (void)router.Add(page.route, [this, &page, make_work](const Request& request) {
-      return RenderPage(page, request, make_work(request));
-    });
+    (void)router.Add(
+        page.route,
+        [this, &page, make_work](const Request& request) -> boost::asio::awaitable<Response> {
+          absl::StatusOr<AsyncWork> work = make_work(request);
+          if (!work.ok()) return BadParameter(work.status());
+          return RenderPage(page, request, *std::move(work));
+        });
   }
   return router;
 }
 
-PageHost::AsyncWork PageHost::YieldOnce(const Request& request) {
+absl::StatusOr<PageHost::AsyncWork> PageHost::YieldOnce(const Request& request) {
   int delay_ms = 0;
   if (auto it = request.query.find("delay_ms"); it != request.query.end()) {
-    std::from_chars(it->second.data(), it->second.data() + it->second.size(), delay_ms);
+    const std::string& text = it->second;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), delay_ms);
+    if (error != std::errc() || end != text.data() + text.size() || delay_ms < 0 ||
+        delay_ms > kMaxDelayMs) {
+      return absl::InvalidArgumentError(
+          fmt::format("delay_ms must be a whole number of milliseconds from 0 to {}; got '{}'",
+                      kMaxDelayMs, text.size() > 40 ? text.substr(0, 40) + "..." : text));
+    }
   }
   return [delay_ms]() -> boost::asio::awaitable<void> {
     auto executor = co_await boost::asio::this_coro::executor;

@@ -21,6 +21,7 @@
 #include "modgraph/context/request_context.h"
 #include "modgraph/server/http.h"
 #include "modgraph/server/page_host.h"
+#include "slice_executor.h"
 
 namespace modgraph::testing {
 namespace asio = boost::asio;
@@ -154,6 +155,14 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
   std::shuffle(report.release_order.begin(), report.release_order.end(), random);
 
   Sentinel::Global().ClearEvents();
+  // After the page host: it imports pages that were not loaded yet.
+  std::unique_ptr<ModuleStateAudit> audit;
+  if (options.audit_module_state) {
+    absl::StatusOr<std::unique_ptr<ModuleStateAudit>> started =
+        ModuleStateAudit::Start(topology, {.track_writes = options.track_writes});
+    if (!started.ok()) return started.status();
+    audit = *std::move(started);
+  }
   asio::io_context io;
   std::vector<std::unique_ptr<Slot>> slots;
   for (std::size_t i = 0; i < n; ++i) slots.push_back(std::make_unique<Slot>(io));
@@ -184,9 +193,10 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
       arrive();
       co_await slot.gate.async_wait(asio::as_tuple(asio::use_awaitable));
     };
-    run_request(context, [&] {
+    // Each resumption of the request's coroutine is one audited slice.
+    auto spawn = [&](auto executor) {
       modgraph::co_spawn(
-          io,
+          executor,
           [&, i, request = std::move(request), work = std::move(work)]() -> asio::awaitable<void> {
             server::Response response = co_await (*host)->Render(request, work);
             report.responses[i].status = response.status;
@@ -208,6 +218,13 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
             if (!done.parked) arrive();
             done.finished.cancel();
           });
+    };
+    run_request(context, [&] {
+      if (audit) {
+        spawn(audit_internal::SliceExecutor(io.get_executor(), audit.get(), request.id));
+      } else {
+        spawn(io.get_executor());
+      }
     });
   }
 
@@ -227,6 +244,11 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
       asio::detached);
   io.run();
 
+  if (audit) {
+    audit->Checkpoint(0);
+    report.module_state = audit->Findings();
+    report.audit = audit->stats();
+  }
   report.fallback_hits = Sentinel::Global().fallback_hits();
   report.leaks = Sentinel::Global().leaks();
   report.lost_contexts = Sentinel::Global().lost_contexts();

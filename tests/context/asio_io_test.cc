@@ -91,7 +91,7 @@ std::vector<std::string> reuse_pooled_timer(Build build, bool* generation_expire
   io.run();
   io.restart();
   log.push_back("request 1 over");
-  std::weak_ptr<const void> before = SealRequestGeneration();
+  const RequestGenerationWatch before = SealRequestGeneration();
   run_request(RequestContext::create(2), [&] {
     modgraph::co_spawn(
         io,
@@ -106,7 +106,7 @@ std::vector<std::string> reuse_pooled_timer(Build build, bool* generation_expire
         asio::detached);
   });
   io.run();
-  *generation_expired = before.expired();
+  *generation_expired = before.ended();
   pooled.reset();
   return log;
 }

@@ -165,11 +165,11 @@ namespace {
 // What environments rely on to close unloaded libraries only when safe.
 TEST(RequestGenerationTest, ExpiresOnceEveryEarlierRequestHasEnded) {
   std::optional<RequestContext> earlier = RequestContext::create(1);
-  const std::weak_ptr<const void> before = SealRequestGeneration();
+  const RequestGenerationWatch before = SealRequestGeneration();
   const RequestContext later = RequestContext::create(2);
-  EXPECT_FALSE(before.expired());  // `earlier` may still hold objects from old code
+  EXPECT_FALSE(before.ended());  // `earlier` may still hold objects from old code
   earlier.reset();
-  EXPECT_TRUE(before.expired());  // `later` belongs to the next generation
+  EXPECT_TRUE(before.ended());  // `later` belongs to the next generation
   EXPECT_EQ(later.id(), 2u);
 }
 
@@ -183,30 +183,30 @@ namespace {
 // retirement: they may have called the copy that was current in between.
 TEST(RequestGenerationTest, AGenerationAlsoWaitsForEveryEarlierGeneration) {
   std::optional<RequestContext> oldest = RequestContext::create(1);
-  const std::weak_ptr<const void> first = SealRequestGeneration();
-  const std::weak_ptr<const void> second = SealRequestGeneration();  // no request of its own
-  EXPECT_FALSE(first.expired());
-  EXPECT_FALSE(second.expired());  // `oldest` started before it, too
+  const RequestGenerationWatch first = SealRequestGeneration();
+  const RequestGenerationWatch second = SealRequestGeneration();  // no request of its own
+  EXPECT_FALSE(first.ended());
+  EXPECT_FALSE(second.ended());  // `oldest` started before it, too
   oldest.reset();
-  EXPECT_TRUE(first.expired());
-  EXPECT_TRUE(second.expired());
+  EXPECT_TRUE(first.ended());
+  EXPECT_TRUE(second.ended());
 }
 
 TEST(RequestGenerationTest, AHoldKeepsLaterRetirementsWaitingLikeARequest) {
   std::shared_ptr<const void> hold = HoldRequestGeneration();
-  const std::weak_ptr<const void> sealed = SealRequestGeneration();
-  EXPECT_FALSE(sealed.expired());
+  const RequestGenerationWatch sealed = SealRequestGeneration();
+  EXPECT_FALSE(sealed.ended());
   hold.reset();
-  EXPECT_TRUE(sealed.expired());
+  EXPECT_TRUE(sealed.ended());
 }
 
 TEST(RequestGenerationTest, AChainOfManyEmptyGenerationsIsReleasedWithoutRecursion) {
   std::optional<RequestContext> oldest = RequestContext::create(1);
-  std::weak_ptr<const void> last;
+  RequestGenerationWatch last;
   for (int i = 0; i < 200000; ++i) last = SealRequestGeneration();
-  EXPECT_FALSE(last.expired());
+  EXPECT_FALSE(last.ended());
   oldest.reset();  // would overflow the stack if each link released the next recursively
-  EXPECT_TRUE(last.expired());
+  EXPECT_TRUE(last.ended());
 }
 
 }  // namespace

@@ -336,10 +336,12 @@ TEST_F(ReloadTest, AStateKindWhoseTypeChangedIsALoadErrorNotAnAbort) {
 
 // throw-inside-dlopen `static`: a throwing static initialiser ends a preflight
 // process, not the host.
-TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorWithPreflight) {
+TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorByDefault) {
   Put(kBadDir / "static-throw.so", "static-throw.so");
   Put(kModuleDir / "head.so", "head.so");
-  auto ssr = MakeEnv("ssr", Policy::kWarn, Preflight::kAlways);
+  auto created = Environment::Create({.name = "ssr", .module_roots = {root()}}, loader_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Environment* ssr = created->get();  // default spec: Preflight::kAlways
   ASSERT_TRUE(ssr->Import("head").ok());
   absl::StatusOr<Instance*> loaded = ssr->Import("static-throw");
   ASSERT_FALSE(loaded.ok());
@@ -371,6 +373,53 @@ TEST(PreflightTest, AGoodLibraryPassesAndAMissingHelperSaysWhatToDo) {
   EXPECT_TRUE(PreflightLibrary(kModuleDir / "head.so").ok());
   absl::Status missing = PreflightLibrary(kModuleDir / "head.so", {.helper = "/nonexistent"});
   EXPECT_FALSE(missing.ok());
+}
+
+}  // namespace
+}  // namespace modgraph
+
+namespace modgraph {
+namespace {
+
+struct GreetApi {
+  std::string (*greet)(std::string_view name);
+};
+
+// cache-after-reload: "use cache" entries carry the build of the code that
+// filled them.
+TEST_F(ReloadTest, CachedResultsOfAnEditedFunctionAreNotServedAfterItsReload) {
+  Put(kModuleDir / "cache-runtime.so", "cache-runtime.so");
+  Put(kFixtureDir / "greet-v1" / "greet.so", "greet.so");
+  auto ssr = MakeEnv("ssr");
+  ASSERT_TRUE(ssr->Import("greet").ok());
+  EXPECT_EQ(ssr->Find("greet")->api<GreetApi>()->greet("x"), "hello x");
+  const std::string v1 = ssr->Find("greet")->code_identity();
+  EXPECT_EQ(v1.size(), 64u);
+  Put(kFixtureDir / "greet-v2" / "greet.so", "greet.so");
+  ASSERT_TRUE(ssr->Reload("greet").ok());
+  EXPECT_NE(ssr->Find("greet")->code_identity(), v1);
+  EXPECT_EQ(ssr->Find("greet")->api<GreetApi>()->greet("x"), "EDITED greeting for x");
+  EXPECT_EQ(ssr->Find("greet")->api<GreetApi>()->greet("y"), "EDITED greeting for y");
+  // Back to the first build: its entries are its own again.
+  Put(kFixtureDir / "greet-v1" / "greet.so", "greet.so");
+  ASSERT_TRUE(ssr->Reload("greet").ok());
+  EXPECT_EQ(ssr->Find("greet")->code_identity(), v1);
+  EXPECT_EQ(ssr->Find("greet")->api<GreetApi>()->greet("x"), "hello x");
+}
+
+// The identity is the build's, not the copy's: a restart (another loader, other
+// copies) or another environment gets the same one.
+TEST_F(ReloadTest, TheCodeIdentityIsTheSameForEveryCopyOfOneBuild) {
+  Put(kModuleDir / "head.so", "head.so");
+  auto node = MakeEnv("node");
+  ASSERT_TRUE(node->Import("head").ok());
+  LibraryLoader restarted({.copy_mode = CopyMode::kMemfd});
+  auto again = Environment::Create({.name = "ssr", .module_roots = {root()}}, restarted);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE((*again)->Import("head").ok());
+  EXPECT_EQ((*again)->Find("head")->code_identity(), node->Find("head")->code_identity());
+  EXPECT_NE((*again)->Find("head")->library().loaded_path(),
+            node->Find("head")->library().loaded_path());
 }
 
 }  // namespace

@@ -127,6 +127,25 @@ TEST_F(CliTest, AModuleThatFailsToLoadIsExitTwoAndTheRestIsStillReported) {
   EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"good#head"}));
 }
 
+// throw-inside-dlopen: a module whose static initialiser throws is a named load
+// error (the tool preflights every library), not an abort of the tool.
+TEST_F(CliTest, AThrowingStaticInitialiserIsExitTwoNamingTheModuleNotACrash) {
+  const fs::path file = dir_ / "static.toml";
+  std::ofstream(file) << "name = \"static\"\n"
+                         "[[environments]]\nname = \"node\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_MODULE_DIR
+                      << "\"]\nentries = [\"head\"]\n"
+                         "[[environments]]\nname = \"ssr\"\nmodule_roots = [\""
+                      << MODGRAPH_TEST_FIXTURE_DIR << "/bad\"]\nentries = [\"static-throw\"]\n";
+  const ToolRun run = Modgraph("doctor --format json --topology '" + file.string() + "'");
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_NE(run.err.find("cannot load ssr#static-throw"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("uncaught std::runtime_error"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("registration failed during static init"), std::string::npos) << run.err;
+  const nlohmann::json json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json["environments"][0]["instances"], nlohmann::json::array({"node#head"}));
+}
+
 // The inputs that crashed `modgraph doctor` (section-header bounds wrapping
 // around 2^64): a load error, exit 2, the file named; the rest still reported.
 TEST_F(CliTest, AMalformedModuleFileIsALoadErrorNotACrash) {
@@ -223,12 +242,23 @@ TEST_F(CliTest, ProbeReproducesTheLeakUnderWarnOnlyAndMinimisesIt) {
       << warn.out;
   EXPECT_NE(warn.out.find("minimal reproducing set (2 request(s), seed 3)"), std::string::npos)
       << warn.out;
+  // The module-state audit finds head's default from memory alone.
+  EXPECT_NE(warn.out.find("module state written by two or more requests: 1 (audited 15 module "
+                          "copies"),
+            std::string::npos)
+      << warn.out;
+  EXPECT_NE(warn.out.find("environment ssr, ssr#head: modgraph::modules::(anonymous "
+                          "namespace)::g_ssr_head_children (.bss, 24 bytes"),
+            std::string::npos)
+      << warn.out;
   // Same seed, same run.
   EXPECT_EQ(Modgraph("probe --topology dev --policy warn --requests 15 --seed 3").out, warn.out);
   for (const char* clean : {"probe --topology dev --policy auto", "probe --topology prod"}) {
     const ToolRun run = Modgraph(clean);
     EXPECT_EQ(run.exit_code, 0) << clean << run.out << run.err;
     EXPECT_NE(run.out.find("no leak"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("module state written by two or more requests: 0"), std::string::npos)
+        << run.out;
   }
 }
 
@@ -292,6 +322,27 @@ TEST_F(CliTest, ProbeReportsAccessorsThatLostTheirRequestContext) {
   EXPECT_EQ(bound.exit_code, 0) << bound.out << bound.err;
   EXPECT_NE(bound.out.find("lost request contexts: 0"), std::string::npos) << bound.out;
   EXPECT_NE(bound.out.find("no leak"), std::string::npos) << bound.out;
+}
+
+TEST_F(CliTest, DoctorReportsAnAnonymousKeySharedByTwoModuleCopies) {
+  const fs::path toml = dir_ / "anon.toml";
+  std::ofstream(toml) << "name = \"anon\"\n[[environments]]\nname = \"ssr\"\n"
+                      << "module_roots = [\"" << MODGRAPH_REGISTRY_FIXTURE_DIR << "/modules\"]\n"
+                      << "entries = [\"anon-key-setter\"]\n";
+  const ToolRun run = Modgraph("doctor -t '" + toml.string() + "'");
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("finding: an anonymous context key of type std::string is constructed by "
+                         "2 module copies in environment ssr: ssr#anon-key-reader, "
+                         "ssr#anon-key-setter"),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("  fix: give the key a name"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("1 anonymous context key in module code"), std::string::npos) << run.out;
+  const ToolRun json = Modgraph("doctor --format json -t '" + toml.string() + "'");
+  const nlohmann::json report = nlohmann::json::parse(json.out);
+  ASSERT_EQ(report["anonymous_keys"].size(), 1u) << json.out;
+  EXPECT_EQ(report["anonymous_keys"][0]["constructed_by"].size(), 2u);
+  EXPECT_EQ(report["summary"]["anonymous_keys"], 1);
 }
 
 TEST_F(CliTest, ParityListsDevWarnDivergencesAndNoneUnderAuto) {

@@ -305,3 +305,36 @@ TEST(ReportTest, IsoTimeIsUtcWithMilliseconds) {
 
 }  // namespace
 }  // namespace modgraph::report
+
+namespace modgraph::report {
+namespace {
+
+// A reloaded module that declares no teardown is kept mapped: the report says
+// which copy, of which instances, and why (text and JSON).
+TEST(ReportTest, RetiredCopiesStillMappedAreListedWithTheReason) {
+  TopologySpec spec{.name = "retire", .environments = {}, .origin = "test"};
+  spec.environments.push_back({.name = "ssr",
+                               .module_roots = {fs::path(MODGRAPH_TEST_FIXTURE_DIR) / "bad"},
+                               .entry_modules = {"ticker"}});
+  auto topology = Topology::Create(std::move(spec));
+  ASSERT_TRUE(topology.ok()) << topology.status();
+  ASSERT_TRUE((*topology)->LoadEntries().empty());
+  ASSERT_TRUE((*topology)->Reload("ssr", "ticker").ok());
+  const Report report = BuildReport(**topology, {});
+  ASSERT_EQ(report.retired.size(), 1u);
+  EXPECT_EQ(report.retired[0].environment, "ssr");
+  EXPECT_EQ(report.retired[0].library.instances, std::vector<std::string>{"ssr#ticker"});
+  EXPECT_TRUE(report.retired[0].library.kept_for_good);
+  const std::string text = RenderText(report, {.color = false});
+  EXPECT_NE(text.find("retired copy " + report.retired[0].library.copy +
+                      " (was ssr#ticker) is still mapped: module 'ticker' declares no teardown"),
+            std::string::npos)
+      << text;
+  const nlohmann::json json = RenderJson(report);
+  ASSERT_EQ(json["retired"].size(), 1u);
+  EXPECT_EQ(json["retired"][0]["kept_for_good"], true);
+  EXPECT_EQ(ExitCode(report), kExitClean);  // informational
+}
+
+}  // namespace
+}  // namespace modgraph::report

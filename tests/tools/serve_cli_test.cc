@@ -6,12 +6,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
+#include "../server/raw_client.h"
 #include "modgraph/server/load_client.h"
 
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -65,6 +70,55 @@ int StopAndWait(ServeProcess& process) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// serve --watch: a rebuilt page is reloaded and served, a broken build is
+// reported and the last good one keeps serving.
+TEST(ServeCliTest, WatchReloadsARebuiltPageAndKeepsServingThroughABrokenBuild) {
+  namespace fs = std::filesystem;
+  std::string pattern = (fs::temp_directory_path() / "modgraph-watch-XXXXXX").string();
+  const fs::path dir = ::mkdtemp(pattern.data());
+  const fs::path root = dir / "root";
+  fs::create_directory(root);
+  auto put = [&](const fs::path& from, const std::string& name) {
+    fs::copy_file(from, root / (name + ".tmp"));
+    fs::rename(root / (name + ".tmp"), root / name);
+  };
+  const fs::path modules = MODGRAPH_TEST_MODULE_DIR;
+  const fs::path builds = MODGRAPH_TEST_STRESS_FIXTURES;
+  put(modules / "head.so", "head.so");
+  put(modules / "head-state.so", "head-state.so");
+  put(builds / "v1" / "stress-page.so", "stress-page.so");
+  std::ofstream(dir / "watch.toml") << "name = \"watch\"\npolicy = \"auto\"\n"
+                                       "[server]\npages_environment = \"ssr\"\n"
+                                       "pages = [\"stress-page\"]\n"
+                                       "[[environments]]\nname = \"ssr\"\n"
+                                       "module_roots = [\"root\"]\n"
+                                       "entries = [\"head-state\", \"stress-page\"]\n";
+  ServeProcess serve =
+      StartServe({"--topology", (dir / "watch.toml").string(), "--watch", "--debounce-ms", "20"});
+  ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("watching " + root.string()));
+  const int port = Port(serve.printed);
+  auto get = [&](int id) {
+    auto page = modgraph::server::Fetch(static_cast<std::uint16_t>(port),
+                                        "/stress?id=" + std::to_string(id));
+    return page.ok() ? std::to_string(page->status) + " " + page->body
+                     : std::string(page.status().message());
+  };
+  EXPECT_THAT(get(1), HasSubstr("v1 req-1"));
+  put(builds / "v2" / "stress-page.so", "stress-page.so");
+  ASSERT_TRUE(serve.ReadUntil("registry: every slot is registered")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("reload #1: stress-page.so changed"));
+  EXPECT_THAT(serve.printed, HasSubstr("ssr: reloaded ssr#stress-page"));
+  EXPECT_THAT(get(2), HasSubstr("v2 req-2"));
+  put(builds / "broken" / "stress-page.so", "stress-page.so");
+  ASSERT_TRUE(serve.ReadUntil("this build of stress-page is broken")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("ssr: FAILED, the old copies keep serving"));
+  EXPECT_THAT(get(3), AllOf(HasSubstr("200"), HasSubstr("v2 req-3")));
+  EXPECT_EQ(StopAndWait(serve), 0) << serve.printed;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 TEST(ServeCliTest, ServesProdPagesAndStopsOnSigterm) {
   ServeProcess serve = StartServe({"--mode", "prod", "--port", "0"});
   ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
@@ -102,6 +156,50 @@ TEST(ServeCliTest, DevWarnWithABarrierLeaksAndSaysSoWhenStopped) {
   EXPECT_THAT(serve.printed, Not(HasSubstr(" 0 cross-request leak(s)")));
 }
 
+// Stops the server and reads everything it prints until it exits.
+int StopAndReadAll(ServeProcess& process) {
+  ::kill(process.pid, SIGTERM);
+  process.ReadUntil("\x01 never printed");  // to end of output
+  int status = 0;
+  ::waitpid(process.pid, &status, 0);
+  ::close(process.out);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(ServeCliTest, AuditReportsModuleStateWrittenByTwoRequestsWhenStopped) {
+  for (const char* policy : {"warn", "auto"}) {
+    ServeProcess serve =
+        StartServe({"--mode", "dev", "--policy", policy, "--audit", "--barrier", "4"});
+    ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+    EXPECT_THAT(serve.printed, HasSubstr("module-state audit on"));
+    const int port = Port(serve.printed);
+    std::vector<std::string> targets;
+    for (int i = 0; i < 4; ++i) targets.push_back("/concurrent-head?id=" + std::to_string(i));
+    auto report = modgraph::server::RunLoad(
+        {.port = static_cast<std::uint16_t>(port), .connections = 4}, targets);
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(StopAndReadAll(serve), 0);
+    if (std::string_view(policy) == "warn") {
+      EXPECT_THAT(serve.printed, HasSubstr("module state written by two or more requests: 1 "));
+      EXPECT_THAT(serve.printed,
+                  HasSubstr("environment ssr, ssr#head: modgraph::modules::(anonymous "
+                            "namespace)::g_ssr_head_children"));
+      EXPECT_THAT(serve.printed, HasSubstr("written by 4 requests"));
+    } else {
+      EXPECT_THAT(serve.printed, HasSubstr("module state written by two or more requests: 0 "));
+    }
+  }
+}
+
+TEST(ServeCliTest, AuditWithSeveralThreadsIsAnError) {
+  ServeProcess serve = StartServe({"--mode", "dev", "--audit", "--threads", "2"});
+  int status = 0;
+  ::waitpid(serve.pid, &status, 0);
+  ::close(serve.out);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
 TEST(ServeCliTest, ModeAndTopologyTogetherIsAUsageError) {
   ServeProcess serve = StartServe({"--mode", "dev", "--topology", "prod"});
   int status = 0;
@@ -109,6 +207,55 @@ TEST(ServeCliTest, ModeAndTopologyTogetherIsAUsageError) {
   ::close(serve.out);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+// Runs `modgraph serve <args>` to completion; returns its exit status and stdout.
+std::pair<int, std::string> RunToExit(std::vector<std::string> args) {
+  ServeProcess process = StartServe(std::move(args));
+  process.ReadUntil("\x01never printed");  // reads until the process closes stdout
+  int status = 0;
+  ::waitpid(process.pid, &status, 0);
+  ::close(process.out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, process.printed};
+}
+
+TEST(ServeCliTest, HelpListsTheLimitsWithTheirDefaults) {
+  auto [status, help] = RunToExit({"--help"});
+  EXPECT_EQ(status, 0);
+  for (const char* expected :
+       {"--max-connections", "512", "--idle-timeout", "75s", "--header-timeout", "1m",
+        "--body-timeout", "--write-timeout", "--drain-timeout", "10s",
+        "a second signal stops at once", "DURATION", "docs/server.md", "0..60000"}) {
+    EXPECT_THAT(help, HasSubstr(expected));
+  }
+}
+
+TEST(ServeCliTest, ADurationNeedsAUnit) {
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--idle-timeout", "75"}).first, 2);
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--drain-timeout", "0s"}).first, 2);
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--max-connections", "0"}).first, 2);
+}
+
+TEST(ServeCliTest, LimitFlagsReachTheServer) {
+  ServeProcess serve =
+      StartServe({"--mode", "prod", "--port", "0", "--max-connections", "7", "--idle-timeout",
+                  "200ms", "--header-timeout", "1500ms", "--drain-timeout", "2s"});
+  ASSERT_TRUE(serve.ReadUntil("Ctrl-C stops.")) << serve.printed;
+  EXPECT_THAT(serve.printed, HasSubstr("limits: 7 connections, idle 200ms, headers 1500ms, body "
+                                       "1m, write 1m, drain 2s after a stop"));
+  const int port = Port(serve.printed);
+  ASSERT_GT(port, 0);
+  // A connection that sends nothing is closed at the idle timeout.
+  modgraph::server::test::RawClient silent(static_cast<std::uint16_t>(port));
+  modgraph::server::test::RawClient::Read read = silent.ReadUntilClosed();
+  EXPECT_TRUE(read.closed);
+  EXPECT_EQ(read.bytes, "");
+  // delay_ms past its bound is a 400, and the page still serves.
+  auto too_long =
+      modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?delay_ms=60001");
+  ASSERT_TRUE(too_long.ok()) << too_long.status();
+  EXPECT_EQ(too_long->status, 400);
+  EXPECT_EQ(StopAndWait(serve), 0);
 }
 
 }  // namespace

@@ -56,7 +56,10 @@ int RunParity(const ParityOptions& options) {
   fmt::print("{} divergence(s) in {} response(s)\n", parity->divergences.size(), targets.size());
   const std::size_t non_ok =
       PrintNonOkResponses(parity->dev, "dev ") + PrintNonOkResponses(parity->prod, "prod ");
-  return parity->divergences.empty() && non_ok == 0 ? kExitClean : kExitFindings;
+  const std::size_t module_state = PrintModuleStateFindings(parity->dev, "dev: ") +
+                                   PrintModuleStateFindings(parity->prod, "prod: ");
+  return parity->divergences.empty() && non_ok == 0 && module_state == 0 ? kExitClean
+                                                                         : kExitFindings;
 }
 
 }  // namespace
@@ -70,8 +73,10 @@ void AddParityCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   AddRequestOptions(*command, options->requests);
   command->footer(
-      "--topology/--policy choose the dev side. Exit status: 0 no divergence and every response "
-      "200; 1 divergences or responses other than 200 on either side; 2 error, including a --page "
+      "--topology/--policy choose the dev side. Both sides run under the module-state audit. Exit "
+      "status: 0 no divergence, no module state written by two requests and every response "
+      "200; 1 divergences, such module state or responses other than 200 on either side; 2 error, "
+      "including a --page "
       "either side does not serve (the message lists the routes it serves).");
   command->callback([options, &exit_code] { exit_code = RunParity(*options); });
 }

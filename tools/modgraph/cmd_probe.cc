@@ -95,6 +95,7 @@ int RunProbe(const ProbeOptions& options) {
   }
 
   const std::size_t non_ok = PrintNonOkResponses(*run);
+  const std::size_t module_state = PrintModuleStateFindings(*run);
 
   if (!testing::Leaks(*run)) {
     if (non_ok != 0) {
@@ -102,10 +103,12 @@ int RunProbe(const ProbeOptions& options) {
                  targets.size());
       return kExitFindings;
     }
-    if (!lost.empty()) {
-      fmt::print(
-          "no response carried another request's data, but accessors ran without their "
-          "request's context and used module-level state\n");
+    if (!lost.empty() || module_state != 0) {
+      fmt::print("no response carried another request's data, but {}\n",
+                 !lost.empty()
+                     ? "accessors ran without their request's context and used module-level "
+                       "state"
+                     : "module state was written by more than one request");
       return kExitFindings;
     }
     fmt::print("no leak: every response carried only its own request's data\n");
@@ -132,13 +135,16 @@ void AddProbeCommand(CLI::App& app, int& exit_code) {
   CLI::App* command = app.add_subcommand(
       "probe",
       "Fire N concurrent in-process requests with a seeded interleaving; print fallback hits, "
-      "cross-request leaks and the minimal reproducing set of requests");
+      "cross-request leaks, lost request contexts, module state written by two requests and "
+      "the minimal reproducing set of requests");
   AddTopologyOptions(*command, options->topology);
   AddRequestOptions(*command, options->requests);
   command->add_flag("!--no-minimise", options->minimise, "skip minimising a leaking run");
   command->footer(
-      "Exit status: 0 no fallback hit, no leak, no lost context and every response 200; 1 "
-      "fallback hits, leaks, lost contexts or responses other than 200 (e.g. 500 under --policy "
+      "The module-state audit compares every instance's writable memory at each scheduling "
+      "point and reports state two requests wrote. Exit status: 0 no fallback hit, no leak, no "
+      "lost context, no module state written by two requests and every response 200; 1 "
+      "any of those, or responses other than 200 (e.g. 500 under --policy "
       "strict); 2 error, including a --page "
       "the topology does not serve (the message lists the routes it serves).");
   command->callback([options, &exit_code] { exit_code = RunProbe(*options); });

@@ -2,8 +2,12 @@
 // through the topology's pages environment, one unified request scope each.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <pthread.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -18,6 +22,9 @@
 namespace modgraph::tools {
 namespace {
 
+// Exit status of a stop that had to cancel or abandon in-flight requests.
+constexpr int kExitCutShort = 1;
+
 struct ServeOptions {
   TopologyOptions topology;
   std::string mode;
@@ -27,9 +34,52 @@ struct ServeOptions {
   int barrier = 0;
   bool watch = false;
   int debounce_ms = 100;
+  bool audit = false;
+  server::HttpServer::Options limits;  // the timeouts and the connection cap
 };
 
+// "75s", "500ms", "2m": the shortest exact spelling of a duration.
+std::string FormatDuration(std::chrono::milliseconds d) {
+  const std::int64_t ms = d.count();
+  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+// --<flag> DURATION: a whole number with a unit (ms, s or m), from 1 ms to 1 day.
+void AddDurationOption(CLI::App& command, const std::string& flag, std::chrono::milliseconds& value,
+                       const std::string& help) {
+  static const std::map<std::string, std::int64_t> kUnits = {{"ms", 1}, {"s", 1000}, {"m", 60'000}};
+  command
+      .add_option_function<std::int64_t>(
+          flag, [&value](std::int64_t ms) { value = std::chrono::milliseconds(ms); }, help)
+      ->transform(CLI::AsNumberWithUnit(kUnits, CLI::AsNumberWithUnit::UNIT_REQUIRED, "UNIT"))
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86'400'000}))
+      ->type_name("DURATION")
+      ->default_str(FormatDuration(value));
+}
+
 int RunServe(const ServeOptions& options) {
+  // Until ServeUntilSignal takes over, SIGINT/SIGTERM wait: a signal during
+  // loading then stops the server as soon as it serves (copies removed, exit 0)
+  // instead of killing it half-loaded. Threads started from here on (io
+  // threads, threads modules start) inherit the block, so signals reach the
+  // serving thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  if (options.audit && options.watch) {
+    PrintError("--audit and --watch cannot be combined",
+               "the audit watches the module copies loaded at start; a reload replaces them");
+    return kExitError;
+  }
+  if (options.audit && options.threads != 1) {
+    PrintError(fmt::format("--audit needs one io thread, not --threads {}", options.threads),
+               "drop --threads: the audit attributes each scheduling point to one request");
+    return kExitError;
+  }
   TopologyOptions topology_options = options.topology;
   if (!options.mode.empty()) topology_options.topology = options.mode;
   absl::StatusOr<LoadedTopology> loaded = LoadTopology(topology_options);
@@ -51,11 +101,26 @@ int RunServe(const ServeOptions& options) {
   if (options.barrier > 0) barrier = std::make_shared<testing::ArrivalBarrier>(options.barrier);
   server::PageHost::WorkFactory work = server::PageHost::YieldOnce;
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
+  // --audit: every resumption of a page is a scheduling point of the
+  // module-state audit (one io thread, so slices do not overlap).
+  std::unique_ptr<testing::ModuleStateAudit> audit;
+  if (options.audit) {
+    absl::StatusOr<std::unique_ptr<testing::ModuleStateAudit>> started =
+        testing::ModuleStateAudit::Start(*loaded->topology);
+    if (!started.ok()) {
+      PrintError(started.status());
+      return kExitError;
+    }
+    audit = *std::move(started);
+  }
+  server::Router router = audit ? testing::MakeAuditedRouter(**pages, std::move(work), *audit)
+                                : (*pages)->MakeRouter(std::move(work));
+  server::HttpServer::Options server_options = options.limits;
+  server_options.port = static_cast<std::uint16_t>(options.port);
+  server_options.threads = options.threads;
+  server_options.context_enabled = !options.no_context;
   absl::StatusOr<std::unique_ptr<server::HttpServer>> server =
-      server::HttpServer::Start({.port = static_cast<std::uint16_t>(options.port),
-                                 .threads = options.threads,
-                                 .context_enabled = !options.no_context},
-                                (*pages)->MakeRouter(std::move(work)));
+      server::HttpServer::Start(server_options, std::move(router));
   if (!server.ok()) {
     PrintError(server.status(), "pick another --port (0 picks a free one)");
     return kExitError;
@@ -78,9 +143,10 @@ int RunServe(const ServeOptions& options) {
     watcher = *std::move(started);
   }
   absl::Status served = server::ServeUntilSignal(**server, [&] {
-    fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){})\n",
+    fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){}{})\n",
                topology.spec().name, (*server)->port(), options.threads,
-               options.no_context ? ", request context off" : "");
+               options.no_context ? ", request context off" : "",
+               audit ? ", module-state audit on" : "");
     for (const std::string& route : (*pages)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
     }
@@ -89,27 +155,50 @@ int RunServe(const ServeOptions& options) {
       for (const auto& dir : watcher->directories()) dirs.push_back(dir.string());
       fmt::print("watching {} for rebuilt modules\n", fmt::join(dirs, ", "));
     }
-    fmt::print("Ctrl-C stops.\n");
+    const server::HttpServer::Options& o = (*server)->options();
+    fmt::print(
+        "limits: {} connections, idle {}, headers {}, body {}, write {}, drain {} after a stop\n",
+        (*server)->connection_limit(), FormatDuration(o.idle_timeout),
+        FormatDuration(o.header_timeout), FormatDuration(o.body_timeout),
+        FormatDuration(o.write_timeout), FormatDuration(o.drain_timeout));
+    fmt::print("Ctrl-C stops. (A second Ctrl-C stops at once.)\n");
     std::fflush(stdout);
   });
   watcher.reset();  // no reload after this point
   const Sentinel& sentinel = Sentinel::Global();
+  const std::uint64_t cancelled = (*server)->requests_cancelled();
+  const std::uint64_t abandoned = (*server)->requests_abandoned();
+  std::string cut_short;
+  if (cancelled > 0) cut_short += fmt::format("; {} cancelled at the drain deadline", cancelled);
+  if (abandoned > 0) cut_short += fmt::format("; {} abandoned", abandoned);
   fmt::print(
       "modgraph: stopped after {} request(s); {} fallback hit(s), {} cross-request leak(s), {} "
-      "lost request context(s)\n",
+      "lost request context(s){}\n",
       (*server)->requests_started(), sentinel.fallback_hit_count(), sentinel.leak_count(),
-      sentinel.lost_context_count());
+      sentinel.lost_context_count(), cut_short);
   constexpr std::size_t kShown = 5;
   const std::vector<LostContext> lost = sentinel.lost_contexts();
   for (std::size_t i = 0; i < lost.size() && i < kShown; ++i) {
     fmt::print("  lost context: {}\n", LostContextMessage(lost[i]));
   }
   if (lost.size() > kShown) fmt::print("  … {} more\n", lost.size() - kShown);
+  if (audit) {
+    audit->Checkpoint(0);
+    const std::vector<testing::ModuleStateFinding> findings = audit->Findings();
+    const testing::ModuleStateAudit::Stats stats = audit->stats();
+    fmt::print(
+        "modgraph: module state written by two or more requests: {} (audited {} module copies, "
+        "{} bytes, at {} scheduling points)\n",
+        findings.size(), stats.copies, stats.bytes_watched, stats.checkpoints);
+    for (const testing::ModuleStateFinding& finding : findings) {
+      fmt::print("  {}\n", testing::Describe(finding));
+    }
+  }
   if (!served.ok()) {
     PrintError(served);
     return kExitError;
   }
-  return kExitClean;
+  return cut_short.empty() ? kExitClean : kExitCutShort;
 }
 
 }  // namespace
@@ -131,6 +220,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   command->add_flag("--no-context", options->no_context,
                     "run handlers without a request scope (benchmarks only: pages then share "
                     "module-level state)");
+  command->add_flag(
+      "--audit", options->audit,
+      "module-state audit: at every scheduling point compare each instance's writable "
+      "memory and, when stopped, report state written by two or more requests (needs "
+      "--threads 1; not with --watch)");
   command
       ->add_option("--barrier", options->barrier,
                    "every request waits until this many requests arrived (a reproducible "
@@ -147,9 +241,29 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                    "reloading")
       ->check(CLI::Range(0, 60000))
       ->capture_default_str();
+  command
+      ->add_option("--max-connections", options->limits.max_connections,
+                   "open connections at most; at the cap the longest-idle connection is closed "
+                   "for a new one, or the new one gets 503 (lowered to fit RLIMIT_NOFILE)")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  AddDurationOption(*command, "--idle-timeout", options->limits.idle_timeout,
+                    "close a keep-alive connection idle this long (e.g. 75s, 500ms)");
+  AddDurationOption(*command, "--header-timeout", options->limits.header_timeout,
+                    "a request line and headers must arrive within this, else 408 and close");
+  AddDurationOption(*command, "--body-timeout", options->limits.body_timeout,
+                    "a request body must arrive within this, else 408 and close");
+  AddDurationOption(*command, "--write-timeout", options->limits.write_timeout,
+                    "close a connection whose response is not written within this");
+  AddDurationOption(*command, "--drain-timeout", options->limits.drain_timeout,
+                    "after SIGINT/SIGTERM, in-flight requests still running this long are "
+                    "cancelled (503); a second signal stops at once");
   command->footer(
-      "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 2 "
-      "error. Every library is preflighted (loaded once in a child process) before it is "
+      "Limits: docs/server.md compares the defaults with nginx, Envoy and Node. ?delay_ms= is "
+      "bounded to 0..60000.\n"
+      "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 1 "
+      "when requests had to be cancelled at the drain deadline or abandoned by a second signal, "
+      "2 error. Every library is preflighted (loaded once in a child process) before it is "
       "loaded, so a module whose static initialiser throws is an error, not a crash.");
   command->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }

@@ -52,6 +52,23 @@ std::size_t PrintNonOkResponses(const testing::RunReport& run, std::string_view 
   return non_ok.size();
 }
 
+std::size_t PrintModuleStateFindings(const testing::RunReport& run, std::string_view label) {
+  const testing::ModuleStateAudit::Stats& audit = run.audit;
+  fmt::print(
+      "{}module state written by two or more requests: {} (audited {} module copies, {} bytes, at "
+      "{} scheduling points{})\n",
+      label, run.module_state.size(), audit.copies, audit.bytes_watched, audit.checkpoints,
+      audit.tracking_writes ? ", every write tracked" : ", changed bytes only");
+  constexpr std::size_t kShown = 5;
+  for (std::size_t i = 0; i < run.module_state.size() && i < kShown; ++i) {
+    fmt::print("  {}\n", testing::Describe(run.module_state[i]));
+  }
+  if (run.module_state.size() > kShown) {
+    fmt::print("  … {} more\n", run.module_state.size() - kShown);
+  }
+  return run.module_state.size();
+}
+
 std::string Excerpt(std::string_view body) {
   const std::size_t open = body.find("<title>");
   const std::size_t close = body.find("</title>");

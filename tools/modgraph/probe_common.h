@@ -35,6 +35,10 @@ bool CheckPageServed(Topology& topology, const std::vector<std::string>& targets
 // nothing when every response was 200. Returns K.
 std::size_t PrintNonOkResponses(const testing::RunReport& run, std::string_view label = {});
 
+// Prints the module-state audit's findings of `run` ("<label>module state
+// written by two or more requests: N …" and each finding). Returns N.
+std::size_t PrintModuleStateFindings(const testing::RunReport& run, std::string_view label = {});
+
 // The part of a response worth showing: its <title> if it has one, else the
 // start of the body on one line.
 std::string Excerpt(std::string_view body);

@@ -40,6 +40,7 @@ std::string NodeLabel(const Report& report, const InstanceRecord& instance) {
 }  // namespace
 
 std::string RenderDot(const Report& report) {
+  const ReportIndex index(report);
   std::string out = "digraph modgraph {\n";
   out += fmt::format(
       "  graph [label={}, labelloc=t, fontname=\"Helvetica\", rankdir=TB, compound=true];\n",
@@ -57,10 +58,10 @@ std::string RenderDot(const Report& report) {
         "    label={};\n    style=rounded;\n    color=\"#90a4ae\";\n",
         Quote(fmt::format("environment {} ({}, policy {})", env.name, env.mode, env.policy)));
     for (const std::string& name : env.instances) {
-      const InstanceRecord* instance = FindInstance(report, name);
+      const InstanceRecord* instance = index.Instance(name);
       if (instance == nullptr) continue;
       std::string attributes = fmt::format("label={}", Quote(NodeLabel(report, *instance)));
-      if (HasFindings(report, name)) {
+      if (index.HasFindings(name)) {
         attributes += ", fillcolor=\"#ffcdd2\", color=\"#c62828\", penwidth=2";
       }
       out += fmt::format("    {} [{}];\n", Quote(name), attributes);

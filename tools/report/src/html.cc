@@ -71,6 +71,7 @@ struct Layout {
 };
 
 Layout ComputeLayout(const Report& report) {
+  const ReportIndex index(report);
   Layout layout;
   int x = kPad;
   for (const EnvironmentReport& env : report.environments) {
@@ -79,12 +80,12 @@ Layout ComputeLayout(const Report& report) {
     std::function<int(const std::string&, int)> depth = [&](const std::string& name,
                                                             int guard) -> int {
       if (auto it = level.find(name); it != level.end()) return it->second;
-      const InstanceRecord* instance = FindInstance(report, name);
+      const InstanceRecord* instance = index.Instance(name);
       int d = 0;
       if (instance != nullptr && guard < 64) {
         for (const std::string& imported : instance->imports) {
-          if (FindInstance(report, imported) == nullptr) continue;
-          if (FindInstance(report, imported)->environment != env.name) continue;
+          const InstanceRecord* target = index.Instance(imported);
+          if (target == nullptr || target->environment != env.name) continue;
           d = std::max(d, depth(imported, guard + 1) + 1);
         }
       }
@@ -102,7 +103,7 @@ Layout ComputeLayout(const Report& report) {
         if (level[name] == l) rows[l].push_back(name);
       }
       auto key = [&](const std::string& name) {
-        const InstanceRecord* instance = FindInstance(report, name);
+        const InstanceRecord* instance = index.Instance(name);
         double sum = 0;
         int n = 0;
         for (const std::string& imported : instance->imports) {
@@ -249,6 +250,7 @@ std::string Svg(const Report& report) {
 }
 
 std::string FindingsTable(const Report& report) {
+  const ReportIndex index(report);
   std::string out =
       "<table id=\"findings\"><thead><tr><th>Instance</th><th>Environment</th><th>Slot</th>"
       "<th>Registered twin (registration by)</th><th>Provider that would fix it</th></tr></thead>"
@@ -256,7 +258,7 @@ std::string FindingsTable(const Report& report) {
   for (const Finding& finding : report.findings) {
     std::vector<std::string> twins;
     for (const std::string& twin : finding.registered_twins) {
-      const SlotRecord* slot = FindSlot(report, twin, finding.slot);
+      const SlotRecord* slot = index.Slot(twin, finding.slot);
       twins.push_back(slot != nullptr && !slot->provider.empty()
                           ? fmt::format("{} ({})", Escape(twin), Escape(slot->provider))
                           : Escape(twin));
@@ -283,6 +285,7 @@ std::string FindingsTable(const Report& report) {
 }
 
 std::string InstancesTable(const Report& report) {
+  const ReportIndex index(report);
   std::string out =
       "<table id=\"instances\"><thead><tr><th>Instance</th><th>Environment</th><th>Imports</th>"
       "<th>Slots</th><th>Library copy</th></tr></thead><tbody>\n";
@@ -300,7 +303,7 @@ std::string InstancesTable(const Report& report) {
     }
     std::vector<std::string> imports;
     for (const std::string& imported : instance.imports) imports.push_back(Escape(imported));
-    const bool finding = HasFindings(report, instance.instance);
+    const bool finding = index.HasFindings(instance.instance);
     out += fmt::format(
         "<tr class=\"{}\" data-instance=\"{}\"><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td class=\"path\">{}</td></tr>\n",

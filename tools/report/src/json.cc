@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "modgraph/report/render.h"
+#include "modgraph/report/report_util.h"
 
 namespace modgraph::report {
 
@@ -22,6 +23,7 @@ std::string IsoTime(std::chrono::system_clock::time_point time) {
 }
 
 nlohmann::ordered_json RenderJson(const Report& report) {
+  const ReportIndex index(report);
   using nlohmann::ordered_json;
   ordered_json out;
   out["schema"] = "modgraph-report/1";
@@ -52,6 +54,10 @@ nlohmann::ordered_json RenderJson(const Report& report) {
       item["registered_at"] = at.empty() ? ordered_json(nullptr) : ordered_json(at);
       slots.push_back(std::move(item));
     }
+    ordered_json shared = ordered_json::array();
+    for (const SharedStateRecord& state : instance.shared_state) {
+      shared.push_back({{"name", state.name}, {"size", state.size}, {"reason", state.reason}});
+    }
     instances.push_back({{"instance", instance.instance},
                          {"environment", instance.environment},
                          {"module", instance.module},
@@ -60,7 +66,8 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                          {"imports", instance.imports},
                          {"provides_for", instance.provides_for},
                          {"slots", std::move(slots)},
-                         {"has_findings", HasFindings(report, instance.instance)}});
+                         {"shared_state", std::move(shared)},
+                         {"has_findings", index.HasFindings(instance.instance)}});
   }
   out["instances"] = std::move(instances);
 
@@ -80,6 +87,14 @@ nlohmann::ordered_json RenderJson(const Report& report) {
         {{"provider", d.provider}, {"target", d.target}, {"declared_by", d.declared_by}});
   }
   out["dangling_providers"] = std::move(dangling);
+  ordered_json keys = ordered_json::array();
+  for (const AnonymousKey& key : report.anonymous_keys) {
+    keys.push_back({{"environment", key.environment},
+                    {"type", key.type},
+                    {"constructed_by", key.constructed_by},
+                    {"indexes", key.indexes}});
+  }
+  out["anonymous_keys"] = std::move(keys);
   out["errors"] = report.errors;
   ordered_json retired = ordered_json::array();
   for (const RetiredReport& r : report.retired) {
@@ -103,6 +118,7 @@ nlohmann::ordered_json RenderJson(const Report& report) {
                     {"instances_with_findings", s.instances_with_findings},
                     {"environments_with_findings", s.environments_with_findings},
                     {"dangling_providers", s.dangling_providers},
+                    {"anonymous_keys", s.anonymous_keys},
                     {"errors", s.errors}};
   return out;
 }

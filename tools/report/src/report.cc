@@ -75,6 +75,7 @@ Report BuildReport(const Topology& topology, const std::vector<absl::Status>& er
   std::sort(report.findings.begin(), report.findings.end(), order);
 
   report.dangling_providers = topology.registry().DanglingProviders();
+  report.anonymous_keys = topology.registry().AnonymousKeys();
   for (const absl::Status& error : errors) {
     if (!error.ok()) report.errors.push_back(std::string(error.message()));
   }
@@ -107,13 +108,17 @@ void Summarize(Report& report) {
   summary.instances_with_findings = static_cast<int>(instances.size());
   summary.environments_with_findings = static_cast<int>(environments.size());
   summary.dangling_providers = static_cast<int>(report.dangling_providers.size());
+  summary.anonymous_keys = static_cast<int>(report.anonymous_keys.size());
   summary.errors = static_cast<int>(report.errors.size());
   report.summary = summary;
 }
 
 int ExitCode(const Report& report) {
   if (!report.errors.empty()) return kExitError;
-  if (!report.findings.empty() || !report.dangling_providers.empty()) return kExitFindings;
+  if (!report.findings.empty() || !report.dangling_providers.empty() ||
+      !report.anonymous_keys.empty()) {
+    return kExitFindings;
+  }
   return kExitClean;
 }
 
@@ -146,6 +151,27 @@ const InstanceRecord* FindInstance(const Report& report, std::string_view instan
 
 const SlotRecord* FindSlot(const Report& report, std::string_view instance, std::string_view slot) {
   const InstanceRecord* record = FindInstance(report, instance);
+  if (record == nullptr) return nullptr;
+  for (const SlotRecord& candidate : record->slots) {
+    if (candidate.slot == slot) return &candidate;
+  }
+  return nullptr;
+}
+
+ReportIndex::ReportIndex(const Report& report) {
+  instances_.reserve(report.instances.size());
+  for (const InstanceRecord& record : report.instances)
+    instances_.emplace(record.instance, &record);
+  for (const Finding& finding : report.findings) with_findings_.insert(finding.instance);
+}
+
+const InstanceRecord* ReportIndex::Instance(std::string_view name) const {
+  auto it = instances_.find(name);
+  return it == instances_.end() ? nullptr : it->second;
+}
+
+const SlotRecord* ReportIndex::Slot(std::string_view instance, std::string_view slot) const {
+  const InstanceRecord* record = Instance(instance);
   if (record == nullptr) return nullptr;
   for (const SlotRecord& candidate : record->slots) {
     if (candidate.slot == slot) return &candidate;

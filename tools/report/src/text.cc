@@ -31,8 +31,8 @@ std::string Plural(int n, std::string_view word) {
   return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
 }
 
-void AppendFinding(std::string& out, const Report& report, const Finding& finding,
-                   const Painter& paint) {
+void AppendFinding(std::string& out, const Report& report, const ReportIndex& index,
+                   const Finding& finding, const Painter& paint) {
   out += fmt::format(
       "{} {}: slot {} has no registration; it uses the module-level default, shared by every "
       "request in environment {}\n",
@@ -43,7 +43,7 @@ void AppendFinding(std::string& out, const Report& report, const Finding& findin
                        finding.slot, finding.module);
   }
   for (const std::string& twin : finding.registered_twins) {
-    const SlotRecord* slot = FindSlot(report, twin, finding.slot);
+    const SlotRecord* slot = index.Slot(twin, finding.slot);
     if (slot != nullptr && !slot->provider.empty()) {
       out += fmt::format("  registered twin: {} (registration by {})\n", twin, slot->provider);
     } else {
@@ -79,13 +79,50 @@ void AppendDanglingProvider(std::string& out, const DanglingProvider& dangling,
       dangling.declared_by, dangling.target, dangling.target);
 }
 
+// std::string as users write it, not as the ABI spells it.
+std::string ReadableType(std::string type) {
+  constexpr std::string_view kString =
+      "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >";
+  for (std::size_t at = type.find(kString); at != std::string::npos; at = type.find(kString)) {
+    type.replace(at, kString.size(), "std::string");
+  }
+  return type;
+}
+
+void AppendAnonymousKey(std::string& out, const AnonymousKey& key, const Painter& paint) {
+  const std::string type = ReadableType(key.type);
+  std::vector<std::string> indexes;
+  for (std::uint32_t index : key.indexes) indexes.push_back(std::to_string(index));
+  const std::string copies = fmt::format("{}", fmt::join(key.constructed_by, ", "));
+  if (key.constructed_by.size() > 1) {
+    out += fmt::format(
+        "{} an anonymous context key of type {} is constructed by {} module copies in environment "
+        "{}: {} (key indexes {}); each copy gets its own key, so a value one of them sets is not "
+        "seen by the others — in a bundle they are one key, so dev and prod disagree\n",
+        paint.Red("finding:"), paint.Bold(type), key.constructed_by.size(), key.environment, copies,
+        fmt::join(indexes, ", "));
+  } else {
+    out += fmt::format(
+        "{} an anonymous context key of type {} is constructed by {} in environment {} (key index "
+        "{}): it is that copy's own; the same declaration in another module, or in a bundle, is "
+        "another key\n",
+        paint.Red("finding:"), paint.Bold(type), copies, key.environment, fmt::join(indexes, ", "));
+  }
+  out += fmt::format(
+      "  fix: give the key a name, the same in every module that shares it: "
+      "modgraph::Key<{}> kKey{{\"<module>.<what>\"}}; a named key is one key in every copy and "
+      "keeps its index across reloads\n",
+      type);
+}
+
 std::string SummaryLine(const Report& report, const Painter& paint) {
   const Summary& s = report.summary;
   std::string line;
   if (s.findings == 0) {
+    const bool clean = s.dangling_providers == 0 && s.anonymous_keys == 0;
     line = fmt::format("{} {}: all {} have a registration ({}, {})",
-                       s.dangling_providers == 0 ? paint.Green("summary:") : paint.Red("summary:"),
-                       s.dangling_providers == 0 ? "clean" : "findings", Plural(s.slots, "slot"),
+                       clean ? paint.Green("summary:") : paint.Red("summary:"),
+                       clean ? "clean" : "findings", Plural(s.slots, "slot"),
                        Plural(s.instances, "instance"), Plural(s.environments, "environment"));
   } else {
     line = fmt::format("{} {}: {} of {} have no registration, on {} in {} ({}, {})",
@@ -97,6 +134,9 @@ std::string SummaryLine(const Report& report, const Painter& paint) {
   if (s.dangling_providers > 0) {
     line += fmt::format("; {} pointing at modules no environment loads",
                         Plural(s.dangling_providers, "provider declaration"));
+  }
+  if (s.anonymous_keys > 0) {
+    line += fmt::format("; {} in module code", Plural(s.anonymous_keys, "anonymous context key"));
   }
   if (s.errors > 0) {
     line += fmt::format("; {} loading the topology", paint.Red(Plural(s.errors, "error")));
@@ -131,10 +171,18 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                        Plural(static_cast<int>(env.instances.size()), "instance"),
                        Plural(slots, "slot"), state);
   }
-  for (const Finding& finding : report.findings) AppendFinding(out, report, finding, paint);
+  for (const InstanceRecord& instance : report.instances) {
+    for (const SharedStateRecord& state : instance.shared_state) {
+      out += fmt::format("shared on purpose: {}: {} ({} bytes), not audited: {}\n",
+                         paint.Bold(instance.instance), state.name, state.size, state.reason);
+    }
+  }
+  const ReportIndex index(report);
+  for (const Finding& finding : report.findings) AppendFinding(out, report, index, finding, paint);
   for (const DanglingProvider& dangling : report.dangling_providers) {
     AppendDanglingProvider(out, dangling, paint);
   }
+  for (const AnonymousKey& key : report.anonymous_keys) AppendAnonymousKey(out, key, paint);
   for (const RetiredReport& retired : report.retired) {
     out += fmt::format("{} {} (was {}) is still mapped: {}\n", paint.Yellow("retired copy"),
                        retired.library.copy, fmt::join(retired.library.instances, ", "),

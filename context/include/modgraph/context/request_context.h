@@ -111,14 +111,31 @@ std::uint64_t NextRequestId() noexcept;
 // work that lost its request's context.
 std::size_t RequestsInFlight() noexcept;
 
-// Starts a new request generation and returns a watcher of the previous one: it
-// expires once every request context created before this call — in that
+// Watches one sealed request generation (SealRequestGeneration()).
+class RequestGenerationWatch {
+ public:
+  RequestGenerationWatch() = default;  // ended
+  explicit RequestGenerationWatch(std::shared_ptr<const std::atomic<bool>> ended) noexcept
+      : ended_(std::move(ended)) {}
+  // True once every request that could hold the sealed generation has ended.
+  // An acquire load: everything those requests did happens before it returns
+  // true, so the caller may then free what they used (close a library).
+  bool ended() const noexcept {
+    return ended_ == nullptr || ended_->load(std::memory_order_acquire);
+  }
+
+ private:
+  std::shared_ptr<const std::atomic<bool>> ended_;
+};
+
+// Starts a new request generation and returns a watch of the previous one: it
+// ends once every request context created before this call — in that
 // generation or any earlier one — has been destroyed, and every holder of
 // HoldRequestGeneration() taken before it has let go. Environments retire
 // unloaded libraries with it and close them only when no request that could
-// hold their objects (state, coroutine frames) is left. One mutex, one
-// allocation.
-std::weak_ptr<const void> SealRequestGeneration();
+// hold their objects (state, coroutine frames) is left. One mutex, two
+// allocations.
+RequestGenerationWatch SealRequestGeneration();
 
 // A share in the current request generation, as a request context holds one:
 // a library retired after this call stays mapped while the result is alive.

@@ -26,6 +26,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -47,11 +48,12 @@ std::string_view ToString(EnvironmentMode mode);
 // process (preflight.h) before they run in this one: a module whose namespace-
 // scope initialiser throws or aborts then fails to load with a named error
 // instead of ending the host. Costs one process start and one dlopen per
-// library that changed (docs/benchmarks.md).
+// library file not yet loaded by this process (a few milliseconds;
+// docs/benchmarks.md).
 enum class Preflight {
-  kOff,      // never: first loads and reloads run the initialisers in-process only
-  kReloads,  // (default) for every library a Reload loads that changed on disk
-  kAlways,   // for every library loaded (the CLI)
+  kOff,      // never: the initialisers run in-process only
+  kReloads,  // for every library a Reload loads that changed on disk
+  kAlways,   // (default) for every library file loaded for the first time
 };
 
 std::string_view ToString(Preflight preflight);
@@ -71,7 +73,7 @@ struct EnvironmentSpec {
   // Settings modules may read during init (ModuleContext::setting), e.g.
   // "deployment_id", "build_id".
   std::map<std::string, std::string> settings;
-  Preflight preflight = Preflight::kReloads;
+  Preflight preflight = Preflight::kAlways;
 };
 
 class Environment;
@@ -88,6 +90,9 @@ class Instance {
   State state() const { return state_; }
   const modgraph_module_descriptor& descriptor() const { return *descriptor_; }
   const LoadedLibrary& library() const { return *library_; }
+  // The SHA-256 (hex) of the library file this instance's copy was made from:
+  // which build it runs (code_identity.h); empty if the copy could not be read.
+  const std::string& code_identity() const { return code_identity_; }
   // The instances this one imports, resolved in its environment.
   const std::vector<Instance*>& imports() const { return imports_; }
   // The module's API table, as the module defines it.
@@ -111,7 +116,12 @@ class Instance {
   State state_ = State::kDiscovered;
   const modgraph_module_descriptor* descriptor_ = nullptr;
   std::shared_ptr<LoadedLibrary> library_;
+  std::string code_identity_;
   std::vector<Instance*> imports_;
+  // The same imports by module id (keys point into the descriptor): the host
+  // callbacks check "is this an import?" in constant time, however many a
+  // module declares.
+  std::unordered_map<std::string_view, Instance*> imports_by_id_;
   std::vector<Registration> registrations_;  // revoked when this instance goes
   std::vector<int> init_threads_;            // threads that appeared while its init ran
   bool torn_down_ = false;

@@ -8,7 +8,7 @@
 //
 //   name = "my-app"
 //   policy = "auto"                # warn | strict | auto (default warn)
-//   preflight = "reloads"          # off | reloads | always (environment.h; default reloads)
+//   preflight = "always"           # off | reloads | always (environment.h; default always)
 //   deployment_id = "dpl-42"       # else $MODGRAPH_DEPLOYMENT_ID; cache keys use it
 //   build_id = "b-7"
 //   [providers]                    # extra provider declarations (descriptors declare too)

@@ -25,7 +25,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -152,10 +154,15 @@ class LibraryLoader {
   absl::StatusOr<std::filesystem::path> MakeTempCopy(std::string_view bytes,
                                                      const LoadRequest& request);
   absl::Status EnsureCopyDirectory();
+  // A descriptor of `root`, opened and checked (owner, mode, parents) on first use.
+  absl::StatusOr<int> OpenRoot(const std::filesystem::path& root, const std::string& env,
+                               const std::filesystem::path& source);
 
   Options options_;
   std::filesystem::path copy_dir_;
   int copy_dir_lock_ = -1;  // flock'ed for this loader's life: the directory is in use
+  std::mutex roots_mutex_;
+  std::map<std::string, int> root_fds_;  // module root → checked O_PATH descriptor
   uint64_t copy_sequence_ = 0;
 };
 

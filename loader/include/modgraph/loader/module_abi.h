@@ -4,13 +4,17 @@
 // Boost.DLL alias named `modgraph_module_<id with '-' as '_'>` placed in the ELF
 // section "modgraph". The loader lists that section (boost::dll::library_info),
 // reads each descriptor and checks `abi_version` before touching anything else.
-// Every layout change to the structs below bumps MODGRAPH_ABI_VERSION.
+// Every layout change to the structs below bumps MODGRAPH_ABI_VERSION, except
+// fields appended to modgraph_module_descriptor: a module built before they
+// existed has a smaller descriptor_size, and the host reads such a field only
+// when descriptor_size covers it (MODGRAPH_DESCRIPTOR_HAS).
 //
 // Module authors do not fill these structs by hand: `modgraph/loader/sdk.h`
 // builds them from a C++ spec (MODGRAPH_MODULE).
 #ifndef MODGRAPH_LOADER_MODULE_ABI_H_
 #define MODGRAPH_LOADER_MODULE_ABI_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -31,6 +35,17 @@ typedef struct modgraph_slot_decl {
   void* default_impl;     // module-level default accessor
   void** active_impl;     // this instance's current accessor (a global in this copy)
 } modgraph_slot_decl;
+
+// Module-level state the module shares between requests on purpose (a cache, a
+// counter): the module-state audit does not report requests writing it, and
+// `modgraph doctor` lists it with the reason. Everything else in the module's
+// writable segments that two requests write is reported.
+typedef struct modgraph_shared_state_decl {
+  const char* name;     // e.g. "g_entries"
+  const void* address;  // the object, in this copy of the module
+  uint64_t size;        // its size in bytes
+  const char* reason;   // why sharing it between requests is safe
+} modgraph_shared_state_decl;
 
 // Opaque handle to the host's view of the instance being initialised.
 typedef struct modgraph_host modgraph_host;
@@ -72,7 +87,18 @@ typedef struct modgraph_module_descriptor {
   // 0 on success; otherwise the module called set_error first.
   int (*init)(const modgraph_init_args* args);
   void (*teardown)(void);
+  // Appended (see above): state shared between requests on purpose.
+  const modgraph_shared_state_decl* shared_state;
+  uint32_t shared_state_count;
 } modgraph_module_descriptor;
+
+// The descriptor size of modules built before any field was appended.
+#define MODGRAPH_DESCRIPTOR_MIN_SIZE offsetof(modgraph_module_descriptor, shared_state)
+// True when the module was built with `field` (an appended field) in its
+// descriptor; read such a field only then.
+#define MODGRAPH_DESCRIPTOR_HAS(descriptor, field) \
+  ((descriptor)->descriptor_size >=                \
+   offsetof(modgraph_module_descriptor, field) + sizeof((descriptor)->field))
 
 #ifdef __cplusplus
 }  // extern "C"

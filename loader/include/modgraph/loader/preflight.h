@@ -19,8 +19,8 @@
 // Initialisers with side effects outside the process (files, sockets) run twice.
 //
 // Cost: one posix_spawn of the helper and one dlopen of the library in it —
-// a few milliseconds (docs/benchmarks.md); environments preflight only libraries
-// that changed on disk.
+// a few milliseconds (docs/benchmarks.md); environments preflight each library
+// file once per process (and again only when it changed on disk).
 #ifndef MODGRAPH_LOADER_PREFLIGHT_H_
 #define MODGRAPH_LOADER_PREFLIGHT_H_
 

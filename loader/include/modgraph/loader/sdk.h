@@ -20,6 +20,16 @@
 // that declares no teardown is never closed: its retired copies stay mapped for
 // the life of the process (docs/loader.md, "Retirement").
 //
+// Module-level state that requests share on purpose is declared, with the
+// reason, so that the module-state audit does not report it:
+//
+//   std::mutex g_mutex;
+//   std::map<std::string, std::string> g_entries;
+//   const modgraph_shared_state_decl kShared[] = {
+//       MODGRAPH_SHARED_STATE(g_entries, "memoised results: sharing them is the point"),
+//       MODGRAPH_SHARED_STATE(g_mutex, "guards g_entries")};
+//   MODGRAPH_MODULE(cache, {.id = "cache", .shared_state = kShared});
+//
 // Build modules with modgraph_add_module() (cmake/ModgraphModule.cmake): hidden
 // visibility and -fno-gnu-unique, linked only against modgraph::core.
 #ifndef MODGRAPH_LOADER_SDK_H_
@@ -95,6 +105,7 @@ struct ModuleSpec {
   // Stops everything the module started; see "Teardown" above. Must not throw
   // (an exception is swallowed: it cannot cross the C ABI).
   void (*teardown)() = nullptr;
+  std::span<const modgraph_shared_state_decl> shared_state{};  // MODGRAPH_SHARED_STATE
 };
 
 // Runs the spec's init, turning exceptions into a host-visible error: exceptions
@@ -139,10 +150,18 @@ inline modgraph_module_descriptor make_descriptor(const ModuleSpec& spec,
           static_cast<uint32_t>(spec.provides_for.size()),
           spec.api,
           init,
-          spec.teardown != nullptr ? teardown : nullptr};
+          spec.teardown != nullptr ? teardown : nullptr,
+          spec.shared_state.data(),
+          static_cast<uint32_t>(spec.shared_state.size())};
 }
 
 }  // namespace modgraph::sdk
+
+// One entry of ModuleSpec::shared_state: the module-level object `object` (an
+// lvalue: a global, or a function returning a reference to a static), shared
+// between requests on purpose for `reason` (a string literal).
+#define MODGRAPH_SHARED_STATE(object, reason) \
+  modgraph_shared_state_decl { #object, &(object), sizeof(object), reason }
 
 // Exports one module. `symbol` must be the module id with '-' spelled '_' (the
 // loader checks it): the alias is a weak ELF symbol, so deriving it from the id

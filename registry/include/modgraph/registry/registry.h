@@ -41,6 +41,14 @@ struct SlotRecord {
   std::chrono::system_clock::time_point registered_at{};
 };
 
+// Module-level state the module declares it shares between requests on purpose
+// (MODGRAPH_SHARED_STATE in its descriptor); the module-state audit skips it.
+struct SharedStateRecord {
+  std::string name;  // as declared, e.g. "g_entries"
+  std::uint64_t size = 0;
+  std::string reason;
+};
+
 struct InstanceRecord {
   std::string environment;
   std::string module;
@@ -50,6 +58,7 @@ struct InstanceRecord {
   std::vector<std::string> imports;       // instance names
   std::vector<std::string> provides_for;  // module ids
   std::vector<SlotRecord> slots;
+  std::vector<SharedStateRecord> shared_state;
 };
 
 // One slot still on its module-level default.
@@ -68,6 +77,20 @@ struct DanglingProvider {
   std::string provider;     // module id
   std::string target;       // module id that no environment loads
   std::string declared_by;  // "[providers] of app.toml", "provides_for of node#x-state"
+};
+
+// An anonymous context key (Key<T> constructed without a name) in module code.
+// Each module copy that constructs it gets its own key index: two modules
+// sharing the declaration (a header) use two different keys when each is its
+// own copy (an isolated environment) and one key inside a bundle, so dev and
+// prod disagree. Modules must name their keys.
+struct AnonymousKey {
+  std::string environment;
+  std::string type;  // the value type, demangled
+  // The copies that constructed it: their instances ("ssr#fr04-reader"; a
+  // bundle's copy lists each of its instances, comma-separated).
+  std::vector<std::string> constructed_by;
+  std::vector<std::uint32_t> indexes;  // one per construction, in registration order
 };
 
 class Registry {
@@ -104,6 +127,10 @@ class Registry {
   // Provider declarations whose target module has no instance in any
   // environment; sorted by target, then provider.
   std::vector<DanglingProvider> DanglingProviders() const;
+  // Anonymous keys constructed by the module copies of this registry's
+  // instances (ListNamedRegistrations, context/registrations.h), grouped by
+  // environment and value type; sorted.
+  std::vector<AnonymousKey> AnonymousKeys() const;
 
  private:
   struct Entry {

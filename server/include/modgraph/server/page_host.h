@@ -43,9 +43,16 @@ namespace modgraph::server {
 
 class PageHost {
  public:
-  // What a page awaits as its "asynchronous work", chosen per request.
+  // What a page awaits as its "asynchronous work", chosen per request. A
+  // factory that refuses a request's parameters returns InvalidArgument; the
+  // request is then answered with 400 and the message, and the page is not run.
   using AsyncWork = std::function<boost::asio::awaitable<void>()>;
-  using WorkFactory = std::function<AsyncWork(const Request&)>;
+  using WorkFactory = std::function<absl::StatusOr<AsyncWork>(const Request&)>;
+
+  // The longest `?delay_ms=` YieldOnce accepts: one minute (the server's own
+  // read timeouts are of that order; a stop cancels a longer wait at its drain
+  // deadline anyway).
+  static constexpr int kMaxDelayMs = 60'000;
 
   // Looks up every page of `topology.spec().server` (importing it if it is not
   // loaded yet). NotFound/InvalidArgument naming the page and environment when a
@@ -56,12 +63,15 @@ class PageHost {
   // asynchronous work. Must run inside the request's scope.
   boost::asio::awaitable<Response> Render(const Request& request, AsyncWork work) const;
 
-  // One route per page, each rendering with the work `make_work` picks.
+  // One route per page (GET, and with it HEAD), each rendering with the work
+  // `make_work` picks.
   Router MakeRouter(WorkFactory make_work) const;
 
   // Default work: yields to the io_context once (other requests interleave),
-  // or waits `?delay_ms=N` milliseconds when the request asks.
-  static AsyncWork YieldOnce(const Request& request);
+  // or waits `?delay_ms=N` milliseconds when the request asks. InvalidArgument
+  // when N is not a whole number from 0 to kMaxDelayMs (the message names the
+  // parameter, the value and the range).
+  static absl::StatusOr<AsyncWork> YieldOnce(const Request& request);
 
   std::vector<std::string> routes() const;
   const std::string& pages_environment() const { return pages_environment_; }

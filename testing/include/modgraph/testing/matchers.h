@@ -4,11 +4,13 @@
 //   EXPECT_THAT(run, HasFallbackHits("ssr#head"));
 //   EXPECT_THAT(run, HasCrossRequestLeak());
 //   EXPECT_THAT(run, Not(HasLostContext("ssr#head")));
+//   EXPECT_THAT(run, WritesModuleState("ssr#head", "g_ssr_head_children"));
 //   EXPECT_THAT(parity, HasNoDivergences());
 #pragma once
 
 #include <gmock/gmock.h>
 
+#include <algorithm>
 #include <string>
 
 #include "modgraph/testing/testkit.h"
@@ -16,10 +18,14 @@
 namespace modgraph::testing {
 
 // Every response mentions its own marker ("req-N" for ?id=N), no other
-// request's marker, and the sentinel saw no cross-request leak.
+// request's marker, the sentinel saw no cross-request leak, and the
+// module-state audit saw no module state written by two requests.
 MATCHER(IsIsolated, "has every response carrying only its own request's data") {
   const RunReport& run = arg;
-  bool isolated = run.leaks.empty();
+  bool isolated = run.leaks.empty() && run.module_state.empty();
+  for (const ModuleStateFinding& finding : run.module_state) {
+    *result_listener << "\n  " << Describe(finding);
+  }
   for (std::size_t i : run.ContaminatedResponses()) {
     *result_listener << "\n  response " << i << " (" << run.responses[i].target
                      << ") carries another request's data";
@@ -62,6 +68,23 @@ MATCHER_P(HasLostContext, instance, "has a lost request context on " + std::stri
     if (std::string(instance).empty() || lost.instance == instance) return true;
   }
   *result_listener << "with " << arg.lost_contexts.size() << " lost context(s) elsewhere";
+  return false;
+}
+
+// The module-state audit found state of `instance` whose symbol contains
+// `symbol` written by two or more requests.
+MATCHER_P2(WritesModuleState, instance, symbol,
+           "has module state " + std::string(symbol) + " of " + std::string(instance) +
+               " written by two or more requests") {
+  for (const ModuleStateFinding& finding : arg.module_state) {
+    const bool in_instance = std::find(finding.instances.begin(), finding.instances.end(),
+                                       std::string(instance)) != finding.instances.end();
+    if (in_instance && finding.symbol.find(symbol) != std::string::npos) return true;
+  }
+  *result_listener << "with " << arg.module_state.size() << " module-state finding(s):";
+  for (const ModuleStateFinding& finding : arg.module_state) {
+    *result_listener << "\n  " << Describe(finding);
+  }
   return false;
 }
 

@@ -6,7 +6,10 @@
 // asynchronous work, and once all of them are parked there they are released one
 // by one in another seeded order. Every request writes its state before any
 // request reads — the interleaving that exposes shared module-level state — and
-// the same seed gives the same interleaving and the same result.
+// the same seed gives the same interleaving and the same result. At every
+// scheduling point the module-state audit (module_state_audit.h) attributes
+// what changed in each instance's writable segments to the request that ran:
+// state two requests wrote is reported even when no response shows it.
 //
 //   auto dev = LoadForTest(DevTopology(dir), Policy::kWarn);
 //   RunReport run = *FireConcurrent(*dev, Targets("/concurrent-head?id={}", 15), {.seed = 7});
@@ -31,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "modgraph/environments/topology.h"
 #include "modgraph/registry/sentinel.h"
+#include "modgraph/testing/module_state_audit.h"
 
 namespace modgraph::testing {
 
@@ -50,6 +54,10 @@ struct RunReport {
   std::vector<CrossRequestLeak> leaks;
   // Providers' accessors that ran without a request scope during the run.
   std::vector<LostContext> lost_contexts;
+  // Module state written by two or more of the run's requests (RunOptions::
+  // audit_module_state), and what the audit watched.
+  std::vector<ModuleStateFinding> module_state;
+  ModuleStateAudit::Stats audit;
 
   // Index of the response with this request id, or -1.
   int IndexOf(std::uint64_t request_id) const;
@@ -63,6 +71,11 @@ struct RunReport {
 
 struct RunOptions {
   std::uint64_t seed = 1;
+  // Audit every module instance's writable state at each scheduling point
+  // (module_state_audit.h); `track_writes` also catches writes that store the
+  // value already there.
+  bool audit_module_state = true;
+  bool track_writes = true;
 };
 
 // `count` targets made by replacing "{}" in `pattern` with 0..count-1.

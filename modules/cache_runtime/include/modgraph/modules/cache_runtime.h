@@ -7,6 +7,12 @@
 //   3. the build id (the topology's build_id, else the module's build stamp).
 // Deployment ids are validated: 1–64 characters of [A-Za-z0-9._-]. An invalid
 // one fails the module's init with an error naming where it came from.
+//
+// Entries also carry the identity of the code that fills them: the SHA-256 of
+// the module library that `compute` belongs to (modgraph/context/code_identity.h).
+// After an edited page is rebuilt and reloaded its function has a new identity,
+// so the old build's results are never served for it; the same build — after a
+// restart, or the prod bundle anywhere — keys its entries the same way.
 #ifndef MODGRAPH_MODULES_CACHE_RUNTIME_H_
 #define MODGRAPH_MODULES_CACHE_RUNTIME_H_
 
@@ -19,9 +25,11 @@ namespace modgraph::modules {
 struct CacheRuntimeApi {
   // The seed in effect for the current request (see above).
   std::string (*key_seed)();
-  // The cache key of `function_id` called with `args`.
+  // The deployment-scoped part of the key of `function_id` called with `args`
+  // (use_cache adds the identity of the code that computes it).
   std::string (*cache_key)(std::string_view function_id, std::string_view args);
-  // Returns the cached value, computing it with `compute(args)` on a miss.
+  // Returns the value `compute(args)` cached for this deployment and this build
+  // of `compute`'s module, computing it on a miss.
   std::string (*use_cache)(std::string_view function_id, std::string_view args,
                            std::string (*compute)(std::string_view args));
   // Sets the deployment id of the current request; false (and unchanged) if it

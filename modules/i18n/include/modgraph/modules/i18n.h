@@ -4,7 +4,8 @@
 // `with_locale(locale, fn)` runs fn with that locale; `set_locale` changes it.
 // Both go through slots. The module-level defaults use one fallback store shared
 // by every request — fine for a dev server serving one request at a time, wrong
-// under load. `i18n-state` registers accessors backed by the request context:
+// under load (a lock inside `i18n` keeps it memory-safe on several threads; it
+// does not keep requests apart). `i18n-state` registers accessors backed by the request context:
 // inside the unified request scope each request has its own locale, and
 // `with_locale` runs fn in a child context holding its own locale store
 // (replace, not mutate: the request's locale is never written by it).

@@ -3,7 +3,9 @@
 //
 // The route lives behind the slot `get_router_state`: its module-level default
 // is one RouterState shared by every request; `router-state` registers a
-// request-context-backed accessor on the instance of its environment.
+// request-context-backed accessor on the instance of its environment. The
+// module-level state is guarded by a lock inside `router`: shared between
+// requests without a provider, but never torn.
 #ifndef MODGRAPH_MODULES_ROUTER_H_
 #define MODGRAPH_MODULES_ROUTER_H_
 
@@ -28,7 +30,8 @@ struct RouterApi {
   void (*set_route)(std::string_view pathname, const std::map<std::string, std::string>& query);
   std::string (*pathname)();
   std::map<std::string, std::string> (*query)();
-  // Diagnostics: this instance's module-level state.
+  // Diagnostics: this instance's module-level state (requests change it under
+  // router's lock; read it only while none runs).
   RouterState* (*module_state)();
 };
 

@@ -50,6 +50,7 @@ struct Summary {
   int instances_with_findings = 0;
   int environments_with_findings = 0;
   int dangling_providers = 0;  // provider declarations whose target nobody loads
+  int anonymous_keys = 0;      // anonymous context keys in module code
   int errors = 0;
 };
 
@@ -69,6 +70,8 @@ struct Report {
   std::vector<Finding> findings;
   // Provider declarations that point at a module no environment loads: findings too.
   std::vector<DanglingProvider> dangling_providers;
+  // Anonymous context keys constructed by module copies: findings too.
+  std::vector<AnonymousKey> anonymous_keys;
   // Load errors (an environment or a provider that failed), as messages.
   std::vector<std::string> errors;
   // Retired copies still mapped, in topology order (informational: they do

@@ -1,0 +1,49 @@
+// Which build a piece of module code belongs to; see code_identity.h.
+#include "modgraph/context/code_identity.h"
+
+#include <dlfcn.h>
+
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+
+namespace modgraph {
+namespace {
+
+struct Identities {
+  std::shared_mutex mu;
+  std::map<const void*, std::string> by_base;
+};
+
+Identities& TheIdentities() {
+  static auto* identities = new Identities();  // module code may ask during exit
+  return *identities;
+}
+
+}  // namespace
+
+std::string CodeIdentityOf(const void* address) {
+  Dl_info info{};
+  if (address == nullptr || ::dladdr(address, &info) == 0 || info.dli_fbase == nullptr) return {};
+  Identities& identities = TheIdentities();
+  std::shared_lock lock(identities.mu);
+  auto it = identities.by_base.find(info.dli_fbase);
+  return it == identities.by_base.end() ? std::string() : it->second;
+}
+
+namespace context_internal {
+
+void RecordCodeIdentity(const void* base, std::string identity) {
+  Identities& identities = TheIdentities();
+  std::unique_lock lock(identities.mu);
+  identities.by_base.insert_or_assign(base, std::move(identity));
+}
+
+void ForgetCodeIdentity(const void* base) {
+  Identities& identities = TheIdentities();
+  std::unique_lock lock(identities.mu);
+  identities.by_base.erase(base);
+}
+
+}  // namespace context_internal
+}  // namespace modgraph
