@@ -340,6 +340,42 @@ std::vector<std::string> FindGnuUniqueSymbols(const fs::path& path) {
   return so.ok() ? loader_internal::ClassifyExports(*so).gnu_unique : std::vector<std::string>{};
 }
 
+std::vector<std::string> CapacityWarnings(const CapacityPlan& plan, const Capacity& capacity) {
+  std::vector<std::string> warnings;
+  if (plan.bytes > capacity.free_bytes) {
+    warnings.push_back(fmt::format(
+        "the topology plans up to {} private copies ({} bytes) but the copy directory's file "
+        "system ('{}') has {} bytes free: loading will fail with ENOSPC; point MODGRAPH_COPY_DIR "
+        "at a larger directory (or grow it, e.g. `mount -o remount,size=1G /dev/shm`)",
+        plan.copies, plan.bytes, capacity.copy_root.string(), capacity.free_bytes));
+  }
+  if (capacity.max_mappings > 0 && capacity.mappings + plan.mappings > capacity.max_mappings) {
+    warnings.push_back(fmt::format(
+        "the topology plans up to {} private copies, about {} memory mappings more than this "
+        "process's {} — past vm.max_map_count = {}: loading will fail; raise it (`sysctl -w "
+        "vm.max_map_count={}`) or use bundled environments for large topologies",
+        plan.copies, plan.mappings, capacity.mappings, capacity.max_mappings,
+        std::max<std::uint64_t>(capacity.max_mappings * 2,
+                                (capacity.mappings + plan.mappings) * 2)));
+  }
+  return warnings;
+}
+
+Capacity LibraryLoader::ReadCapacity() const {
+  Capacity capacity;
+  capacity.copy_root = options_.temp_root.empty() ? DefaultCopyRoot() : options_.temp_root;
+  struct statvfs info {};
+  if (options_.copy_mode == CopyMode::kTempFile &&
+      ::statvfs(capacity.copy_root.c_str(), &info) == 0) {
+    capacity.free_bytes = std::uint64_t{info.f_bavail} * info.f_frsize;
+  } else {
+    capacity.free_bytes = UINT64_MAX;  // memfd or no copies: no directory to fill
+  }
+  capacity.mappings = CountMappings();
+  capacity.max_mappings = MaxMapCount();
+  return capacity;
+}
+
 LoadedLibrary::~LoadedLibrary() {
   library_.reset();  // dlclose before the file goes away
   if (memfd_ >= 0) ::close(memfd_);

@@ -29,9 +29,10 @@
 // key's default, `snapshot()`/`bind()` are the same names, and a scope guard
 // stands in for `enterWith()`.
 //
-// Cost: `get()` is one thread-local load plus four dependent loads, inline in
-// the caller; `run()` with an existing context is two thread-local stores.
-// `with()` allocates once and copies the parent's slot pointers.
+// Cost: `get()` is one thread-local load, three dependent loads and the load of
+// a process-wide flag (set once any key is disabled: then two loads more),
+// inline in the caller; `run()` with an existing context is two thread-local
+// stores. `with()` allocates once and copies the parent's slot pointers.
 //
 // The thread-local anchor lives once, in modgraph_core: every dlopen'd module
 // copy that links the core reads the same anchor.
@@ -173,6 +174,8 @@ std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t 
 // The epoch of key slot `index`: values carry the epoch they were set in, and
 // Key::disable() moves it on. Stable address, shared by every module copy.
 std::atomic<std::uint32_t>* key_epoch(std::uint32_t index);
+// Set once any key has been disabled; until then get() skips the epoch check.
+extern std::atomic<bool> any_key_disabled;
 
 // typeid(T).name() carries a '*' prefix for types local to one shared object;
 // strip it so module copies compare equal.
@@ -233,7 +236,10 @@ class Key {
   // with with() count again. Applies to the slot, so to every declaration of a
   // named key. A relaxed store; reads on other threads see it promptly but not
   // at a defined instant.
-  void disable() const noexcept { epoch_->fetch_add(1, std::memory_order_relaxed); }
+  void disable() const noexcept {
+    epoch_->fetch_add(1, std::memory_order_relaxed);
+    context_internal::any_key_disabled.store(true, std::memory_order_relaxed);
+  }
 
   // For the layer's own code: the key's current epoch.
   std::uint32_t epoch() const noexcept { return epoch_->load(std::memory_order_relaxed); }
@@ -297,7 +303,8 @@ class Context {
   static const T* lookup(const context_internal::ContextRep* rep, const Key<T>& key) noexcept {
     if (rep != nullptr && key.index() < rep->size) {
       const context_internal::ValueBox* box = rep->slots()[key.index()];
-      if (box != nullptr && box->epoch == key.epoch()) {
+      if (box != nullptr && (!context_internal::any_key_disabled.load(std::memory_order_relaxed) ||
+                             box->epoch == key.epoch())) {
         return &static_cast<const context_internal::TypedBox<T>*>(box)->value;
       }
     }
