@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "modgraph/context/code_identity.h"
+#include "modgraph/context/internal/code_identity.h"
 #include "modgraph/context/registrations.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/module_id.h"
