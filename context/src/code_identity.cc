@@ -7,6 +7,8 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "modgraph/context/internal/code_identity.h"
+
 namespace modgraph {
 namespace {
 

@@ -18,6 +18,7 @@
 
 #include "modgraph/environments/environment.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/library_loader.h"
 #include "modgraph/loader/module_id.h"
 #include "test_paths.h"
@@ -85,7 +86,7 @@ TEST_F(UntrustedInputTest, FuzzRegressionsAreRefused) {
 
 TEST_F(UntrustedInputTest, MalformedFilesAreNotElfGnuUniqueHits) {
   for (const auto& entry : fs::directory_iterator(kFixtureDir / "malformed")) {
-    EXPECT_TRUE(FindGnuUniqueSymbols(entry.path()).empty()) << entry.path();
+    EXPECT_TRUE(loader_internal::FindGnuUniqueSymbols(entry.path()).empty()) << entry.path();
   }
 }
 

@@ -27,13 +27,4 @@ std::string CodeIdentityOf(const void* address);
 // The start of the mapping of the loaded object containing `address`
 // (dladdr's dli_fbase, found as CodeIdentityOf finds it), or null.
 const void* LoadBaseOf(const void* address);
-
-namespace context_internal {
-// Recorded by environments for each library they load; `base` is its load
-// address (LoadBaseOf). Forget before the library is closed: another
-// library may be mapped at the same address later.
-void RecordCodeIdentity(const void* base, std::string identity);
-void ForgetCodeIdentity(const void* base);
-}  // namespace context_internal
-
 }  // namespace modgraph

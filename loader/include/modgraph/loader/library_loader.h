@@ -193,10 +193,6 @@ class LibraryLoader {
   uint64_t copy_sequence_ = 0;
 };
 
-// Names of the STB_GNU_UNIQUE symbols in the dynamic symbol table of the ELF
-// file at `path` (empty when it cannot be read or is not ELF).
-std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
-
 // The alias a module with this id must export: "modgraph_module_" + id, '-' → '_'.
 std::string DescriptorAliasFor(std::string_view module_id);
 
