@@ -4,9 +4,11 @@
 // every module per environment) and bundled (one copy of a bundle of all N per
 // environment), it measures per instance: load (Topology::Create + LoadEntries),
 // teardown (destroying the topology: teardown, dlclose, copies removed), RSS and
-// memory mappings; and, in the same run, the baseline — a plain dlopen/dlclose
-// loop over as many distinct prebuilt copies — and `doctor`'s report
-// (report::BuildReport + RenderText) over a loaded topology.
+// memory mappings. Isolated series run with the default first-load preflight
+// (one helper process per module file) and without it (`*_trusted`). In the
+// same run: the baseline, a plain dlopen/dlclose loop over as many distinct
+// prebuilt copies, and `doctor`'s report (report::BuildReport + RenderText)
+// over a loaded topology.
 //
 //   build/release/bench/scale/scale_bench                       # the default sizes
 //   build/release/bench/scale/scale_bench --benchmark_filter=Isolated/chain
@@ -133,14 +135,15 @@ fs::path BundleFile(Shape shape, int n) {
   return bundle;
 }
 
-TopologySpec IsolatedSpec(Shape shape, int n, int environments) {
+TopologySpec IsolatedSpec(Shape shape, int n, int environments, Preflight preflight) {
   TopologySpec spec{.name = "scale", .origin = "scale_bench"};
   const fs::path dir = ModuleDir(shape, n);
   for (int e = 0; e < environments; ++e) {
     spec.environments.push_back({.name = fmt::format("e{}", e),
                                  .mode = EnvironmentMode::kIsolated,
                                  .module_roots = {dir},
-                                 .entry_modules = {EntryOf(shape, n)}});
+                                 .entry_modules = {EntryOf(shape, n)},
+                                 .preflight = preflight});
   }
   return spec;
 }
@@ -227,12 +230,16 @@ void Report(benchmark::State& state, const std::string& series, int instances, c
 }
 
 // Loads and tears down N × E instances; state.range(0) = instances, range(1) = E.
-void LoadAndTearDown(benchmark::State& state, bool bundled, Shape shape) {
+// Isolated environments preflight every module file the process has not
+// initialised before (the default, one helper process per file) or not at all
+// (`preflight = "reloads"`, a host that trusts its first load).
+void LoadAndTearDown(benchmark::State& state, bool bundled, Shape shape,
+                     Preflight preflight = Preflight::kAlways) {
   const int instances = static_cast<int>(state.range(0));
   const int environments = static_cast<int>(state.range(1));
   const int n = instances / environments;
-  const TopologySpec spec =
-      bundled ? BundledSpec(shape, n, environments) : IsolatedSpec(shape, n, environments);
+  const TopologySpec spec = bundled ? BundledSpec(shape, n, environments)
+                                    : IsolatedSpec(shape, n, environments, preflight);
   Row total;
   int rounds = 0;
   for (auto _ : state) {
@@ -265,13 +272,21 @@ void LoadAndTearDown(benchmark::State& state, bool bundled, Shape shape) {
   if (rounds == 0) return;
   const Row row{total.load / rounds,         total.teardown / rounds, total.load_cpu / rounds,
                 total.teardown_cpu / rounds, total.rss_kib / rounds,  total.mappings / rounds};
-  Report(state,
-         fmt::format("{} {}, E={}", bundled ? "bundled" : "isolated", Name(shape), environments),
-         instances, row);
+  Report(
+      state,
+      fmt::format("{} {}, E={}{}", bundled ? "bundled" : "isolated", Name(shape), environments,
+                  !bundled && preflight != Preflight::kAlways ? ", no first-load preflight" : ""),
+      instances, row);
 }
 
 void BM_Isolated_chain(benchmark::State& state) { LoadAndTearDown(state, false, Shape::kChain); }
 void BM_Isolated_fan(benchmark::State& state) { LoadAndTearDown(state, false, Shape::kFan); }
+void BM_Isolated_chain_trusted(benchmark::State& state) {
+  LoadAndTearDown(state, false, Shape::kChain, Preflight::kReloads);
+}
+void BM_Isolated_fan_trusted(benchmark::State& state) {
+  LoadAndTearDown(state, false, Shape::kFan, Preflight::kReloads);
+}
 void BM_Bundled_fan(benchmark::State& state) { LoadAndTearDown(state, true, Shape::kFan); }
 
 // The baseline: dlopen(RTLD_NOW | RTLD_LOCAL) then dlclose of as many distinct
@@ -365,6 +380,8 @@ void RegisterAll(bool smoke) {
   add("BM_PlainDlopen", &BM_PlainDlopen, isolated, true);
   add("BM_Isolated_chain", &BM_Isolated_chain, isolated, true);
   add("BM_Isolated_fan", &BM_Isolated_fan, isolated, true);
+  add("BM_Isolated_chain_trusted", &BM_Isolated_chain_trusted, isolated, true);
+  add("BM_Isolated_fan_trusted", &BM_Isolated_fan_trusted, isolated, true);
   add("BM_Bundled_fan", &BM_Bundled_fan, bundled, true);
   add("BM_DoctorReport", &BM_DoctorReport, bundled, false);
 }

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "modgraph/context/internal/code_identity.h"
+
 namespace modgraph {
 namespace {
 
@@ -22,12 +24,22 @@ Identities& TheIdentities() {
 
 }  // namespace
 
+const void* LoadBaseOf(const void* address) {
+  if (address == nullptr) return nullptr;
+  // glibc's _dl_find_object: a binary search in a lock-free table; dladdr would
+  // walk every loaded object under the loader lock (quadratic over thousands
+  // of module copies).
+  dl_find_object found{};
+  if (::_dl_find_object(const_cast<void*>(address), &found) != 0) return nullptr;
+  return found.dlfo_map_start;
+}
+
 std::string CodeIdentityOf(const void* address) {
-  Dl_info info{};
-  if (address == nullptr || ::dladdr(address, &info) == 0 || info.dli_fbase == nullptr) return {};
+  const void* base = LoadBaseOf(address);
+  if (base == nullptr) return {};
   Identities& identities = TheIdentities();
   std::shared_lock lock(identities.mu);
-  auto it = identities.by_base.find(info.dli_fbase);
+  auto it = identities.by_base.find(base);
   return it == identities.by_base.end() ? std::string() : it->second;
 }
 

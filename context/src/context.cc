@@ -62,6 +62,7 @@ namespace modgraph::context_internal {
 
 constinit thread_local ContextRep* tls_current = nullptr;
 constinit thread_local ExecutorThreadState tls_executor{};
+constinit std::atomic<bool> any_key_disabled{false};
 
 namespace {
 

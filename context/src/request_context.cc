@@ -84,8 +84,8 @@ RequestContext RequestContext::create(std::uint64_t id) {
   auto* state = new context_internal::RequestState(id);
   context_internal::g_requests_in_flight.fetch_add(1, std::memory_order_relaxed);
   state->generation = HoldRequestGeneration();
-  return RequestContext(
-      Context(context_internal::make_request_root(context_internal::tls_current, state, id)));
+  return RequestContext(context_internal::ContextAccess::adopt(
+      context_internal::make_request_root(context_internal::tls_current, state, id)));
 }
 
 std::size_t RequestsInFlight() noexcept {

@@ -2,7 +2,6 @@
 // environment.h and docs/loader.md ("Reload", "Retirement").
 #include "modgraph/environments/environment.h"
 
-#include <dlfcn.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <openssl/evp.h>
@@ -18,6 +17,7 @@
 #include <tuple>
 
 #include "modgraph/context/code_identity.h"
+#include "modgraph/context/internal/code_identity.h"
 #include "modgraph/context/registrations.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/loader/module_id.h"
@@ -193,11 +193,11 @@ struct IdentifiedLibrary {
 
 std::shared_ptr<LoadedLibrary> Identify(std::shared_ptr<LoadedLibrary> library) {
   auto identified = std::make_shared<IdentifiedLibrary>();
-  Dl_info info{};
-  if (!library->descriptors().empty() && ::dladdr(library->descriptors().front(), &info) != 0 &&
-      info.dli_fbase != nullptr) {
-    identified->base = info.dli_fbase;
-    context_internal::RecordCodeIdentity(info.dli_fbase, Sha256Of(library->loaded_path()));
+  const void* base =
+      library->descriptors().empty() ? nullptr : LoadBaseOf(library->descriptors().front());
+  if (base != nullptr) {
+    identified->base = base;
+    context_internal::RecordCodeIdentity(base, Sha256Of(library->loaded_path()));
   }
   LoadedLibrary* raw = library.get();
   identified->library = std::move(library);
@@ -424,7 +424,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> Environment::LoadLibrary(const fs
   // The helper loads the checked private copy: exactly the bytes that load here.
   if (preflight && !(identity.has_value() && TheInitialisedFiles().Contains(*identity))) {
     request.before_dlopen = [&who](const fs::path& copy) -> absl::Status {
-      absl::Status checked = PreflightLibrary(copy, {.label = who});
+      absl::Status checked = PreflightLibrary(copy, {.label = "the library"});
       if (checked.ok()) return checked;
       return absl::Status(checked.code(),
                           fmt::format("cannot load {}: {}", who, std::string(checked.message())));

@@ -31,9 +31,11 @@
 #include <system_error>
 
 #include "absl/synchronization/mutex.h"
+#include "copy_directory.h"
 #include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/internal/elf.h"
 #include "modgraph/loader/module_id.h"
+#include "module_files.h"
 
 namespace modgraph {
 namespace fs = std::filesystem;
@@ -46,226 +48,17 @@ std::string DescriptorAliasFor(std::string_view module_id) {
 
 namespace {
 
-// Module files are small; a file this large is not a module (and is not read).
-constexpr off_t kMaxLibraryBytes = off_t{1} << 30;
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_ = -1;
-};
-
-// openat2(RESOLVE_BENEATH): `path` may not leave `dir`, through ".." or a
-// symlink. Kernels before 5.6 lack openat2: there `path` must be a plain
-// relative path and its last component may not be a symlink.
-int OpenBeneath(int dir, const fs::path& path, std::uint64_t flags) {
-  open_how how{};
-  how.flags = flags | O_CLOEXEC | O_NOCTTY;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  const long fd = ::syscall(SYS_openat2, dir, path.c_str(), &how, sizeof how);
-  if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
-  for (const fs::path& part : path) {
-    if (part == ".." || path.is_absolute()) {
-      errno = EXDEV;
-      return -1;
-    }
-  }
-  return ::openat(dir, path.c_str(), static_cast<int>(flags) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-}
-
-// sshd's rule for key paths: owned by the running user or root, and not
-// writable by group or others. A sticky directory (e.g. /tmp) may be writable
-// by others when it is only a parent: they cannot rename or remove entries
-// they do not own.
-absl::Status CheckOwnerAndMode(const struct stat& st, const fs::path& path, std::string_view what,
-                               bool sticky_parent_ok, bool allow_writable,
-                               std::string_view environment) {
-  const uid_t me = ::geteuid();
-  if (st.st_uid != me && st.st_uid != 0) {
-    return absl::PermissionDeniedError(fmt::format(
-        "environment '{}': refusing {} '{}': it is owned by uid {}, neither you (uid {}) nor "
-        "root, so its owner decides what code runs here; `chown {} {}` or move the modules to "
-        "a directory you own",
-        environment, what, path.string(), st.st_uid, me, me, path.string()));
-  }
-  mode_t unsafe = st.st_mode & (S_IWGRP | S_IWOTH);
-  if (sticky_parent_ok && (st.st_mode & S_ISVTX) != 0) unsafe = 0;
-  if (unsafe == 0 || (allow_writable && st.st_uid == me)) return absl::OkStatus();
-  const char* who = (unsafe & S_IWOTH) != 0
-                        ? (unsafe & S_IWGRP) != 0 ? "group and others" : "others"
-                        : "its group";
-  return absl::PermissionDeniedError(fmt::format(
-      "environment '{}': refusing {} '{}': it is writable by {} (mode {:o}), who could replace "
-      "the code this process runs; run `chmod go-w {}`{}",
-      environment, what, path.string(), who, st.st_mode & 07777, path.string(),
-      st.st_uid == me ? " (or, since you own it, allow it: modgraph --allow-writable-module-paths, "
-                        "LibraryLoader::Options::allow_writable_module_paths)"
-                      : ""));
-}
-
-// The root and every directory above it must be safe, or someone could swap
-// the whole root.
-absl::Status CheckRootAncestors(const fs::path& canonical_root, bool allow_writable,
-                                std::string_view environment) {
-  for (fs::path dir = canonical_root.parent_path();; dir = dir.parent_path()) {
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0) {
-      return absl::ErrnoToStatus(
-          errno, fmt::format("environment '{}': cannot stat '{}'", environment, dir.string()));
-    }
-    if (absl::Status ok = CheckOwnerAndMode(st, dir, "module root's parent directory",
-                                            /*sticky_parent_ok=*/true, allow_writable, environment);
-        !ok.ok()) {
-      return ok;
-    }
-    if (dir == dir.root_path()) return absl::OkStatus();
-  }
-}
-
-absl::StatusOr<std::string> ReadAt(int fd, std::size_t size, off_t offset, const fs::path& path) {
-  std::string bytes(size, '\0');
-  std::size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::pread(fd, bytes.data() + done, size - done, offset + off_t(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::ErrnoToStatus(errno, fmt::format("read '{}'", path.string()));
-    if (n == 0) break;  // shorter than fstat said: it changed under us
-    done += static_cast<std::size_t>(n);
-  }
-  bytes.resize(done);
-  return bytes;
-}
-
-// 0, or the errno of the failed write.
-int WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return n < 0 ? errno : EIO;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return 0;
-}
-
-// File names carry environment and module; keep them to a safe alphabet.
-std::string SafeName(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  }
-  return out;
-}
-
-// Copy directories this process made; removed at exit even if libraries were
-// never unloaded (a leaked topology, std::exit). Mapped files survive unlinking.
-class CopyDirectoryJanitor {
- public:
-  void Add(const fs::path& dir) {
-    absl::MutexLock lock(&mutex_);
-    dirs_.push_back(dir);
-  }
-  ~CopyDirectoryJanitor() {
-    std::error_code ec;
-    for (const fs::path& dir : dirs_) fs::remove_all(dir, ec);
-  }
-
- private:
-  absl::Mutex mutex_;
-  std::vector<fs::path> dirs_;
-};
-
-CopyDirectoryJanitor& Janitor() {
-  static CopyDirectoryJanitor janitor;
-  return janitor;
-}
-
-// Copy directories are "modgraph-<pid>-XXXXXX". Their process keeps each one
-// flock'ed (the directory itself) for as long as it uses it, so a directory
-// whose lock can be taken belongs to nobody alive — whatever PID namespace its
-// maker ran in, which the pid in its name cannot tell.
-void SweepStaleCopyDirectories(const fs::path& root) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (!entry.path().filename().string().starts_with("modgraph-")) continue;
-    const UniqueFd dir(
-        ::open(entry.path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat st {};
-    if (dir.get() < 0 || ::fstat(dir.get(), &st) != 0 || st.st_uid != ::geteuid()) continue;
-    if (::flock(dir.get(), LOCK_EX | LOCK_NB) != 0) continue;  // its owner is alive
-    fs::remove_all(entry.path(), ec);
-  }
-}
-
-// Copies go to memory-backed storage when it allows executables: creating a
-// file on a journaling disk costs more than the dlopen itself, and the path
-// stays real for gdb and perf. $MODGRAPH_COPY_DIR overrides; $TMPDIR or /tmp last.
-fs::path DefaultCopyRoot() {
-  for (const char* variable : {"MODGRAPH_COPY_DIR", "XDG_RUNTIME_DIR"}) {
-    const char* dir = std::getenv(variable);
-    if (dir != nullptr && *dir != '\0' && ::access(dir, W_OK | X_OK) == 0) return dir;
-  }
-  struct statvfs shm {};
-  if (::statvfs("/dev/shm", &shm) == 0 && (shm.f_flag & ST_NOEXEC) == 0 &&
-      (shm.f_flag & ST_RDONLY) == 0 && ::access("/dev/shm", W_OK | X_OK) == 0) {
-    return "/dev/shm";
-  }
-  const char* tmp = std::getenv("TMPDIR");
-  return (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
-}
-
-// Why a write into the copy directory failed, with the fix when it is a limit.
-absl::Status CopyFailed(int error, const fs::path& copy, std::string_view environment) {
-  if (error == ENOSPC || error == EDQUOT) {
-    struct statvfs fs_info {};
-    const fs::path dir = copy.parent_path().parent_path();
-    const unsigned long long free_bytes =
-        ::statvfs(dir.c_str(), &fs_info) == 0 ? fs_info.f_bavail * fs_info.f_frsize : 0;
-    return absl::ResourceExhaustedError(fmt::format(
-        "environment '{}': the copy directory '{}' is full ({} bytes free) and cannot hold "
-        "another private copy; point MODGRAPH_COPY_DIR at a larger directory (or grow it, e.g. "
-        "`mount -o remount,size=1G /dev/shm`)",
-        environment, dir.string(), free_bytes));
-  }
-  return absl::ErrnoToStatus(error, fmt::format("environment '{}': cannot write the private copy "
-                                                "'{}'",
-                                                environment, copy.string()));
-}
-
-// Out of file descriptors: every memfd copy holds one, and each load opens two.
-absl::Status OutOfDescriptors(std::string_view environment, const fs::path& source) {
-  struct rlimit limit {};
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  return absl::ResourceExhaustedError(fmt::format(
-      "environment '{}': cannot load '{}': this process is out of file descriptors (the limit is "
-      "{}; each memfd copy keeps one open); raise it with `ulimit -n`, or use temp-file copies",
-      environment, source.string(), limit.rlim_cur));
-}
-
-std::size_t CountMappings() {
-  std::ifstream maps("/proc/self/maps");
-  return static_cast<std::size_t>(
-      std::count(std::istreambuf_iterator<char>(maps), std::istreambuf_iterator<char>(), '\n'));
-}
-
-std::size_t MaxMapCount() {
-  std::ifstream in("/proc/sys/vm/max_map_count");
-  std::size_t value = 0;
-  in >> value;
-  return value;
-}
+using loader_internal::CheckOwnerAndMode;
+using loader_internal::CheckRootAncestors;
+using loader_internal::CopyFailed;
+using loader_internal::CountMappings;
+using loader_internal::kMaxLibraryBytes;
+using loader_internal::MaxMapCount;
+using loader_internal::OpenBeneath;
+using loader_internal::OutOfDescriptors;
+using loader_internal::ReadAt;
+using loader_internal::UniqueFd;
+using loader_internal::WriteAll;
 
 // Turns dlopen's message into an error that names the limit hit and its fix.
 absl::Status DlopenFailed(std::string_view why, std::string_view environment,
@@ -306,56 +99,6 @@ absl::Status InspectionFailed(const absl::Status& why, std::string_view environm
 
 }  // namespace
 
-namespace loader_internal {
-
-ExportClasses ClassifyExports(const elf::SharedObject& library) {
-  ExportClasses classes;
-  for (const elf::DynamicSymbol& symbol : library.exports) {
-    if (symbol.binding == STB_GNU_UNIQUE) {
-      classes.gnu_unique.push_back(symbol.name);
-    } else if (symbol.name.starts_with(MODGRAPH_ALIAS_PREFIX) && symbol.type == STT_OBJECT &&
-               symbol.size == sizeof(void*)) {
-      classes.descriptor_aliases.push_back(symbol.name);
-    } else {
-      classes.interposable.push_back(symbol.name);
-    }
-  }
-  std::sort(classes.interposable.begin(), classes.interposable.end());
-  return classes;
-}
-
-}  // namespace loader_internal
-
-std::vector<std::string> FindGnuUniqueSymbols(const fs::path& path) {
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st {};
-  if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_size > kMaxLibraryBytes) {
-    return {};
-  }
-  absl::StatusOr<std::string> bytes =
-      ReadAt(fd.get(), static_cast<std::size_t>(st.st_size), 0, path);
-  if (!bytes.ok()) return {};
-  absl::StatusOr<elf::SharedObject> so = elf::InspectSharedObject(*bytes);
-  return so.ok() ? loader_internal::ClassifyExports(*so).gnu_unique : std::vector<std::string>{};
-}
-
-LoadedLibrary::~LoadedLibrary() {
-  library_.reset();  // dlclose before the file goes away
-  if (memfd_ >= 0) ::close(memfd_);
-  if (remove_on_unload_) {
-    std::error_code ec;
-    fs::remove(loaded_path_, ec);
-  }
-}
-
-void LoadedLibrary::RemoveCopy() {
-  if (!remove_on_unload_) return;
-  std::error_code ec;
-  fs::remove(loaded_path_, ec);
-  remove_on_unload_ = false;
-}
-
 LibraryLoader::LibraryLoader() : LibraryLoader(Options{}) {}
 
 LibraryLoader::LibraryLoader(Options options) : options_(std::move(options)) {}
@@ -369,51 +112,6 @@ LibraryLoader::~LibraryLoader() {
   if (!fs::is_empty(copy_dir_, ec)) return;  // the lock stays held until exit
   fs::remove(copy_dir_, ec);
   ::close(copy_dir_lock_);
-}
-
-absl::Status LibraryLoader::EnsureCopyDirectory() {
-  if (!copy_dir_.empty()) return absl::OkStatus();
-  const fs::path root = options_.temp_root.empty() ? DefaultCopyRoot() : options_.temp_root;
-  SweepStaleCopyDirectories(root);
-  // A sweep elsewhere may take a new directory's lock between mkdtemp and our
-  // flock; then the directory is (being) removed: make another.
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string pattern = (root / fmt::format("modgraph-{}-XXXXXX", ::getpid())).string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      return absl::ErrnoToStatus(
-          errno, fmt::format("cannot create a copy directory under '{}'; set MODGRAPH_COPY_DIR "
-                             "(or TMPDIR) to a writable directory",
-                             root.string()));
-    }
-    UniqueFd lock(::open(pattern.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat st {};
-    if (lock.get() >= 0 && ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0 &&
-        ::fstat(lock.get(), &st) == 0 && st.st_nlink > 0) {
-      copy_dir_ = pattern;
-      copy_dir_lock_ = lock.release();
-      Janitor().Add(copy_dir_);
-      return absl::OkStatus();
-    }
-  }
-  return absl::UnavailableError(
-      fmt::format("cannot hold a copy directory under '{}': another process keeps removing them",
-                  root.string()));
-}
-
-absl::StatusOr<fs::path> LibraryLoader::MakeTempCopy(std::string_view bytes,
-                                                     const LoadRequest& request) {
-  if (absl::Status ready = EnsureCopyDirectory(); !ready.ok()) return ready;
-  // The sequence number keeps a reloaded copy from reusing a path dlopen knows.
-  const fs::path copy = copy_dir_ / fmt::format("{}#{}.{}.so", SafeName(request.environment),
-                                                SafeName(request.label), ++copy_sequence_);
-  const UniqueFd fd(::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500));
-  if (fd.get() < 0) return CopyFailed(errno, copy, request.environment);
-  if (const int error = WriteAll(fd.get(), bytes); error != 0) {
-    std::error_code ec;
-    fs::remove(copy, ec);
-    return CopyFailed(error, copy, request.environment);
-  }
-  return copy;
 }
 
 absl::StatusOr<int> LibraryLoader::OpenRoot(const fs::path& root, const std::string& env,

@@ -258,8 +258,8 @@ MATCHER_P2(Lost, request_id, where_part, "") {
 TEST(AsioForeignCompletionTest, CoroutineResumedOnAForeignThreadIsReportedAsLostContext) {
   LostContextRecorder recorder;
   std::vector<std::string> log;
-  ForeignThread foreign;
   asio::io_context io;
+  ForeignThread foreign;  // joined first: its last post into `io` has returned before `io` goes
   run_request(RequestContext::create(71), [&] {
     modgraph::co_spawn(
         io,
@@ -283,8 +283,8 @@ TEST(AsioForeignCompletionTest, CoroutineResumedOnAForeignThreadIsReportedAsLost
 TEST(AsioForeignCompletionTest, LostContextStaysLostAfterHoppingBackAndIsReported) {
   LostContextRecorder recorder;
   std::vector<std::string> log;
-  ForeignThread foreign;
   asio::io_context io;
+  ForeignThread foreign;  // joined first: its last post into `io` has returned before `io` goes
   run_request(RequestContext::create(72), [&] {
     modgraph::co_spawn(
         io,

@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/library_loader.h"
 #include "test_paths.h"
 
@@ -80,8 +81,8 @@ TEST_F(LoaderTest, MemfdCopiesAreIndependentToo) {
 TEST_F(LoaderTest, RefusesLibrariesWithGnuUniqueSymbols) {
   LibraryLoader loader(Options());
   const fs::path leaky = kFixtureDir / "unique-default" / "unique-probe.so";
-  EXPECT_FALSE(FindGnuUniqueSymbols(leaky).empty());
-  EXPECT_TRUE(FindGnuUniqueSymbols(kModuleDir / "head.so").empty());
+  EXPECT_FALSE(loader_internal::FindGnuUniqueSymbols(leaky).empty());
+  EXPECT_TRUE(loader_internal::FindGnuUniqueSymbols(kModuleDir / "head.so").empty());
   auto library = loader.Load(leaky, {"ssr", "unique-probe"});
   ASSERT_FALSE(library.ok());
   EXPECT_EQ(library.status().code(), absl::StatusCode::kFailedPrecondition);

@@ -345,12 +345,14 @@ TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorByDefault) {
   ASSERT_TRUE(ssr->Import("head").ok());
   absl::StatusOr<Instance*> loaded = ssr->Import("static-throw");
   ASSERT_FALSE(loaded.ok());
-  EXPECT_THAT(loaded.status().message(),
-              AllOf(HasSubstr("cannot load ssr#static-throw"),
-                    HasSubstr("static initialisation of ssr#static-throw ('" +
-                              (root() / "static-throw.so").string() + "') failed"),
-                    HasSubstr("uncaught std::runtime_error"),
-                    HasSubstr("registration failed during static init")));
+  EXPECT_THAT(
+      loaded.status().message(),
+      AllOf(HasSubstr("cannot load ssr#static-throw"),
+            HasSubstr("cannot load ssr#static-throw ('" + (root() / "static-throw.so").string() +
+                      "'): static initialisation of the library failed in a preflight "
+                      "process"),
+            HasSubstr("uncaught std::runtime_error"),
+            HasSubstr("registration failed during static init")));
   EXPECT_NE(ssr->Find("head"), nullptr);
 }
 

@@ -18,6 +18,7 @@
 
 #include "modgraph/environments/environment.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/library_loader.h"
 #include "modgraph/loader/module_id.h"
 #include "test_paths.h"
@@ -85,7 +86,7 @@ TEST_F(UntrustedInputTest, FuzzRegressionsAreRefused) {
 
 TEST_F(UntrustedInputTest, MalformedFilesAreNotElfGnuUniqueHits) {
   for (const auto& entry : fs::directory_iterator(kFixtureDir / "malformed")) {
-    EXPECT_TRUE(FindGnuUniqueSymbols(entry.path()).empty()) << entry.path();
+    EXPECT_TRUE(loader_internal::FindGnuUniqueSymbols(entry.path()).empty()) << entry.path();
   }
 }
 
@@ -453,6 +454,48 @@ TEST_F(UntrustedInputTest, RunningOutOfDescriptorsForMemfdCopiesSaysUlimit) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(CapacityTest, WarnsBeforeLoadingWhenCopiesWouldNotFit) {
+  const Capacity roomy{
+      .copy_root = "/dev/shm", .free_bytes = 1 << 30, .mappings = 300, .max_mappings = 65530};
+  EXPECT_TRUE(CapacityWarnings({.copies = 100, .bytes = 4 << 20, .mappings = 500}, roomy).empty());
+
+  Capacity small = roomy;
+  small.free_bytes = 64 << 20;  // a 64 MiB /dev/shm
+  const std::vector<std::string> full =
+      CapacityWarnings({.copies = 4000, .bytes = 80 << 20, .mappings = 20000}, small);
+  ASSERT_EQ(full.size(), 1u);
+  EXPECT_THAT(full[0], AllOf(HasSubstr("4000 private copies"), HasSubstr("/dev/shm"),
+                             HasSubstr("MODGRAPH_COPY_DIR")));
+
+  const std::vector<std::string> maps =
+      CapacityWarnings({.copies = 16000, .bytes = 1 << 20, .mappings = 80000}, roomy);
+  ASSERT_EQ(maps.size(), 1u);
+  EXPECT_THAT(maps[0], AllOf(HasSubstr("vm.max_map_count = 65530"), HasSubstr("sysctl -w")));
+}
+
+TEST(CapacityTest, ATopologyPlansACopyOfEveryLibraryInItsIsolatedRoots) {
+  ScratchDir scratch;
+  LibraryLoader::Options options{.temp_root = scratch.path()};
+  TopologySpec spec{.name = "plan", .origin = "test"};
+  for (const char* name : {"node", "ssr"}) {
+    spec.environments.push_back({.name = name, .module_roots = {kModuleDir}});
+  }
+  auto topology = Topology::Create(spec, options);
+  ASSERT_TRUE(topology.ok()) << topology.status();
+  int libraries = 0;
+  std::uint64_t bytes = 0;
+  for (const auto& entry : fs::directory_iterator(kModuleDir)) {
+    if (entry.path().extension() != ".so") continue;
+    ++libraries;
+    bytes += fs::file_size(entry.path());
+  }
+  const CapacityPlan plan = (*topology)->PlanCapacity();
+  EXPECT_EQ(plan.copies, 2u * libraries);
+  EXPECT_EQ(plan.bytes, 2 * bytes);
+  EXPECT_EQ(plan.mappings, 5u * plan.copies);
+  EXPECT_TRUE((*topology)->CapacityWarnings().empty());
 }
 
 }  // namespace

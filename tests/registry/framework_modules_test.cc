@@ -70,8 +70,9 @@ TEST_F(SentinelTest, WithLocaleIsolatesOutsideTheUnifiedScopeAndFallsBackOutside
   std::string inner;
   modules::WithLocale(i18n, "ja", [&] {
     inner = i18n.translate("greeting");
-    modules::WithLocale(i18n, "fr", [&] { inner += "/" + i18n.translate("greeting"); });
-    inner += "/" + i18n.locale();
+    // append, not `"/" + std::string&&`: GCC 12 -O3 warns falsely there (-Wrestrict, PR 105329).
+    modules::WithLocale(i18n, "fr", [&] { inner.append("/").append(i18n.translate("greeting")); });
+    inner.append("/").append(i18n.locale());
   });
   EXPECT_EQ(inner, "こんにちは/Bonjour/ja");
   // Outside with_locale, the module-level fallback store: shared, as documented.

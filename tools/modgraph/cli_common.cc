@@ -44,6 +44,9 @@ absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
       *std::move(spec), {.allow_writable_module_paths = options.allow_writable_module_paths});
   if (!topology.ok()) return topology.status();
   LoadedTopology loaded{.topology = *std::move(topology), .errors = {}};
+  // Say before loading when the copies would not fit: the failure would come
+  // thousands of loads later, as ENOSPC or an mmap error.
+  for (const std::string& warning : loaded.topology->CapacityWarnings()) PrintWarning(warning);
   loaded.errors = loaded.topology->LoadEntries();
   return loaded;
 }
@@ -57,6 +60,12 @@ bool UseColor(std::FILE* stream) {
     return false;
   }
   return ::isatty(::fileno(stream)) == 1;
+}
+
+void PrintWarning(std::string_view message) {
+  const bool color = UseColor(stderr);
+  fmt::print(stderr, "modgraph: {}warning:{} {}\n", color ? "\x1b[1;33m" : "",
+             color ? "\x1b[0m" : "", message);
 }
 
 void PrintError(std::string_view message, std::string_view hint) {

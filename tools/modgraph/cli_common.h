@@ -50,6 +50,9 @@ absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options);
 // or empty (https://no-color.org).
 bool UseColor(std::FILE* stream);
 
+// "modgraph: warning: <message>" on stderr.
+void PrintWarning(std::string_view message);
+
 // "modgraph: error: <message>" on stderr, then "  <hint>" when there is one.
 void PrintError(std::string_view message, std::string_view hint = {});
 // The same for a status's message.

@@ -52,130 +52,9 @@
 #include <utility>
 
 #include "modgraph/context/context.h"
+#include "modgraph/context/internal/in_context.h"
 
 namespace modgraph {
-
-namespace context_internal {
-
-// True for outstanding_work.tracked (also wrapped in prefer_only, as
-// any_io_executor's prefer passes it): Asio takes outstanding work when it
-// initiates an operation (handler_work), spawns a coroutine or builds a work
-// guard, and keeps the resulting executor until the operation completes.
-template <class P>
-struct tracks_work
-    : std::is_same<std::decay_t<P>, boost::asio::execution::outstanding_work_t::tracked_t> {};
-template <class P>
-struct tracks_work<boost::asio::execution::prefer_only<P>> : tracks_work<P> {};
-
-template <class P>
-struct untracks_work
-    : std::is_same<std::decay_t<P>, boost::asio::execution::outstanding_work_t::untracked_t> {};
-template <class P>
-struct untracks_work<boost::asio::execution::prefer_only<P>> : untracks_work<P> {};
-
-// Executors that can promise that blocking.never work submitted from a
-// function running on them starts only after that function has returned: then
-// a step may lend its reference to the work (see Step in context.h).
-template <class Executor>
-struct LoanPolicy {
-  static constexpr bool kKnown = false;
-};
-
-// An io_context executor, called on a thread that runs its io_context: work
-// submitted as a continuation goes to the thread's private queue, which the
-// scheduler publishes only when the running handler has returned.
-template <class Allocator, std::uintptr_t Bits>
-struct LoanPolicy<boost::asio::io_context::basic_executor_type<Allocator, Bits>> {
-  static constexpr bool kKnown = true;
-  using Executor = boost::asio::io_context::basic_executor_type<Allocator, Bits>;
-  static bool runs_here(const Executor& ex) noexcept { return ex.running_in_this_thread(); }
-  template <class F>
-  static void submit_after_current(const Executor& ex, F&& f) {
-    boost::asio::prefer(ex, boost::asio::execution::relationship.continuation)
-        .execute(std::forward<F>(f));
-  }
-};
-
-// A strand, called from a function running in it: the strand is locked, so new
-// work waits in its queue until the running function has returned.
-template <class Inner>
-struct LoanPolicy<boost::asio::strand<Inner>> {
-  static constexpr bool kKnown = true;
-  using Executor = boost::asio::strand<Inner>;
-  static bool runs_here(const Executor& ex) noexcept { return ex.running_in_this_thread(); }
-  template <class F>
-  static void submit_after_current(const Executor& ex, F&& f) {
-    ex.execute(std::forward<F>(f));
-  }
-};
-
-enum class Hold { kOwned, kBorrowed };
-
-// The function a ContextExecutor hands to its inner executor: runs `fn` with
-// `rep` installed. Owned: holds one reference, and runs `fn` as a step (loans,
-// see Step); the reference is dropped after the anchor is restored, unless the
-// step lent it on. Borrowed: a plain pointer, for work that runs inline (the
-// submitter's context is installed for the whole call) or that owns the
-// coroutine which keeps its context alive (see ContextExecutor).
-template <class F, Hold H>
-class InContext {
- public:
-  InContext(ContextRep* rep, F fn) noexcept(std::is_nothrow_move_constructible_v<F>)
-      : rep_(rep), fn_(std::move(fn)) {}
-  InContext(InContext&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
-      : rep_(std::exchange(other.rep_, nullptr)), fn_(std::move(other.fn_)) {}
-  InContext(const InContext&) = delete;
-  InContext& operator=(const InContext&) = delete;
-  InContext& operator=(InContext&&) = delete;
-  ~InContext() {
-    if constexpr (H == Hold::kOwned) release(rep_);
-  }
-
-  void operator()() {
-    if constexpr (H == Hold::kOwned) {
-      Step step{.rep = rep_, .loans = 0, .outer = tls_executor.step};
-      tls_executor.step = &step;
-      StepEnd end{this, &step};
-      ScopeGuard guard(rep_);
-      std::move(fn_)();
-    } else {
-      ScopeGuard guard(rep_);
-      std::move(fn_)();
-    }
-  }
-
-  // Gives up the reference without dropping it (a loan that was not handed on).
-  void forget() noexcept { rep_ = nullptr; }
-
- private:
-  // Runs after the anchor is restored: pops the step and settles its loans.
-  struct StepEnd {
-    InContext* self;
-    Step* step;
-    ~StepEnd() {
-      tls_executor.step = step->outer;
-      if (step->loans == 0) return;
-      // The loaned work is not running yet (LoanPolicy): the first loan takes
-      // this step's reference, each further one a new reference.
-      if (step->loans > 1) self->rep_->refs.fetch_add(step->loans - 1, std::memory_order_relaxed);
-      self->rep_ = nullptr;
-    }
-  };
-
-  ContextRep* rep_;
-  F fn_;
-};
-
-// The state word of a ContextExecutor. The low two bits say how work submitted
-// through it finds its context; a captured context's pointer (8-byte aligned)
-// sits in the other bits.
-inline constexpr std::uintptr_t kInitiating = 0;        // the context current at submission
-inline constexpr std::uintptr_t kContinuation = 2;      // same, borrowed (an awaitable's executor)
-inline constexpr std::uintptr_t kCapturedOwned = 1;     // rep | 1: a captured context, owned
-inline constexpr std::uintptr_t kCapturedBorrowed = 3;  // rep | 3: captured, borrowed
-inline constexpr std::uintptr_t kModeMask = 3;
-
-}  // namespace context_internal
 
 // An executor that runs every function it is given in the context that was
 // current when the function was submitted, and restores the thread's previous
@@ -250,7 +129,7 @@ class ContextExecutor {
   Context context() const noexcept {
     if (!captures_context()) return Context();
     context_internal::retain(rep());
-    return Context(rep());
+    return context_internal::ContextAccess::adopt(rep());
   }
   // True when this executor holds a reference to its captured context.
   bool owns_context() const noexcept { return owns(); }
@@ -400,145 +279,12 @@ ContextExecutor<Executor> wrap_executor(const ContextExecutor<Executor>& ex) {
   return ContextExecutor<Executor>(ex.get_inner_executor());
 }
 
-namespace context_internal {
+// co_spawn's machinery needs ContextExecutor complete.
+}  // namespace modgraph
 
-// The executor Asio uses to resume an awaitable (see the associated_executor
-// specialisation below): the coroutine's own executor in continuation mode.
-// With no context current there is nothing to borrow — a coroutine on a plain
-// executor, or one outside any request — and the executor is returned as is
-// (one thread-local load: plain coroutines pay nothing more).
-template <class Executor>
-Executor continuation_executor(const Executor& ex) noexcept {
-  namespace execution = boost::asio::execution;
-  if (tls_current == nullptr) return ex;
-  if constexpr (boost::asio::can_prefer<const Executor&,
-                                        execution::outstanding_work_t::untracked_t>::value) {
-    using Preferred = decltype(boost::asio::prefer(ex, execution::outstanding_work.untracked));
-    if constexpr (std::is_convertible_v<Preferred, Executor>) {
-      tls_executor.resumption = true;
-      try {
-        Executor result(boost::asio::prefer(ex, execution::outstanding_work.untracked));
-        tls_executor.resumption = false;
-        return result;
-      } catch (...) {  // a type-erased copy failed to allocate: keep the owning mode
-        tls_executor.resumption = false;
-        return ex;
-      }
-    }
-  }
-  return ex;
-}
+#include "modgraph/context/internal/spawn.h"  // IWYU pragma: export
 
-// The context-aware executor modgraph::co_spawn runs a coroutine on. A
-// type-erased executor whose target is an io_context executor or a strand of
-// one is unwrapped, so that the wrapper knows its inner executor (LoanPolicy).
-template <class Executor>
-ContextExecutor<Executor> context_aware(const Executor& ex) {
-  return ContextExecutor<Executor>(ex);
-}
-template <class Executor>
-ContextExecutor<Executor> context_aware(const ContextExecutor<Executor>& ex) {
-  return ContextExecutor<Executor>(ex.get_inner_executor());
-}
-inline boost::asio::any_io_executor context_aware(const boost::asio::any_io_executor& ex) {
-  using IoExecutor = boost::asio::io_context::executor_type;
-  if (const auto* io = ex.target<IoExecutor>()) return ContextExecutor<IoExecutor>(*io);
-  if (const auto* strand = ex.target<boost::asio::strand<IoExecutor>>()) {
-    return ContextExecutor<boost::asio::strand<IoExecutor>>(*strand);
-  }
-  return ContextExecutor<boost::asio::any_io_executor>(ex);
-}
-
-// Reports a coroutine of `request` that finished outside its request's
-// context (context.h, report_lost_request_context). Out of line, in the core.
-[[gnu::cold]] void report_lost_coroutine_context(std::uint64_t request, const char* file,
-                                                 unsigned line, const char* function) noexcept;
-
-inline void check_still_in_request(std::uint64_t request, const std::source_location& where) {
-  if (current_request_id_of(tls_current) != request) {
-    report_lost_coroutine_context(request, where.file_name(), where.line(), where.function_name());
-  }
-}
-
-template <class T, class E>
-boost::asio::awaitable<T, E> checked_coroutine(boost::asio::awaitable<T, E> inner,
-                                               std::uint64_t request, std::source_location where) {
-  try {
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(inner);
-      check_still_in_request(request, where);
-    } else {
-      T result = co_await std::move(inner);
-      check_still_in_request(request, where);
-      co_return result;
-    }
-  } catch (...) {
-    check_still_in_request(request, where);
-    throw;
-  }
-}
-
-// The awaitable, checked when it finishes if it runs for a request.
-template <class T, class E>
-boost::asio::awaitable<T, E> checked(boost::asio::awaitable<T, E> inner, std::uint64_t request,
-                                     std::source_location where) {
-  if (request == 0) return inner;
-  return checked_coroutine(std::move(inner), request, where);
-}
-
-template <class T>
-struct is_awaitable : std::false_type {};
-template <class T, class Executor>
-struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type {};
-
-template <class T>
-struct awaitable_value;
-template <class T, class Executor>
-struct awaitable_value<boost::asio::awaitable<T, Executor>> {
-  using type = T;
-};
-
-// What co_spawn completes with for an awaitable, or a function returning one.
-template <class A, bool = is_awaitable<A>::value>
-struct spawn_traits {
-  using value_type = typename awaitable_value<A>::type;
-};
-template <class F>
-struct spawn_traits<F, false> {
-  using value_type = typename awaitable_value<std::decay_t<std::invoke_result_t<F&>>>::type;
-};
-template <class T>
-struct spawn_signature {
-  using type = void(std::exception_ptr, T);
-};
-template <>
-struct spawn_signature<void> {
-  using type = void(std::exception_ptr);
-};
-
-template <class A>
-auto checked_spawnable(A awaitable, std::uint64_t request, std::source_location where) {
-  if constexpr (is_awaitable<A>::value) {
-    return checked(std::move(awaitable), request, where);
-  } else {
-    return [fn = std::move(awaitable), request, where]() mutable {
-      return checked(fn(), request, where);
-    };
-  }
-}
-
-// Initiates boost::asio::co_spawn inside the context modgraph::co_spawn was
-// called in, also when the token defers initiation (asio::deferred).
-struct InitiateSpawnInContext {
-  template <class Handler, class SpawnExecutor, class Spawnable>
-  void operator()(Handler&& handler, Context ctx, SpawnExecutor ex, Spawnable spawnable) const {
-    run(ctx, [&] {
-      boost::asio::co_spawn(std::move(ex), std::move(spawnable), std::forward<Handler>(handler));
-    });
-  }
-};
-
-}  // namespace context_internal
+namespace modgraph {
 
 // boost::asio::co_spawn on `ex` made context-aware, in the current context: the
 // coroutine starts, resumes after every co_await, and completes in the context
@@ -575,7 +321,8 @@ requires boost::asio::execution::is_executor<Executor>::value auto co_spawn(
   using Signature = typename context_internal::spawn_signature<
       typename context_internal::spawn_traits<A>::value_type>::type;
   Context ctx = current();
-  const std::uint64_t request = context_internal::current_request_id_of(ctx.rep());
+  const std::uint64_t request =
+      context_internal::current_request_id_of(context_internal::ContextAccess::rep(ctx));
   return boost::asio::async_initiate<Token, Signature>(
       context_internal::InitiateSpawnInContext{}, token, std::move(ctx),
       context_internal::context_aware(ex),

@@ -11,8 +11,8 @@
 //
 //   std::string key = fmt::format("{}|{}", CodeIdentityOf(reinterpret_cast<const void*>(fn)), arg);
 //
-// Cost: one dladdr (the dynamic linker's lock and a walk of the loaded
-// objects: about a microsecond) and a map lookup under a shared lock.
+// Cost: one _dl_find_object (glibc's lock-free binary search over the loaded
+// objects, logarithmic in their number) and a map lookup under a shared lock.
 #pragma once
 
 #include <string>
@@ -24,12 +24,7 @@ namespace modgraph {
 // means).
 std::string CodeIdentityOf(const void* address);
 
-namespace context_internal {
-// Recorded by environments for each library they load; `base` is its load
-// address (dladdr's dli_fbase). Forget before the library is closed: another
-// library may be mapped at the same address later.
-void RecordCodeIdentity(const void* base, std::string identity);
-void ForgetCodeIdentity(const void* base);
-}  // namespace context_internal
-
+// The start of the mapping of the loaded object containing `address`
+// (dladdr's dli_fbase, found as CodeIdentityOf finds it), or null.
+const void* LoadBaseOf(const void* address);
 }  // namespace modgraph

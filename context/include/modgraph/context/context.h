@@ -29,9 +29,10 @@
 // key's default, `snapshot()`/`bind()` are the same names, and a scope guard
 // stands in for `enterWith()`.
 //
-// Cost: `get()` is one thread-local load plus four dependent loads, inline in
-// the caller; `run()` with an existing context is two thread-local stores.
-// `with()` allocates once and copies the parent's slot pointers.
+// Cost: `get()` is one thread-local load, three dependent loads and the load of
+// a process-wide flag (set once any key is disabled: then two loads more),
+// inline in the caller; `run()` with an existing context is two thread-local
+// stores. `with()` allocates once and copies the parent's slot pointers.
 //
 // The thread-local anchor lives once, in modgraph_core: every dlopen'd module
 // copy that links the core reads the same anchor.
@@ -48,152 +49,9 @@
 #include <typeinfo>
 #include <utility>
 
+#include "modgraph/context/internal/context_rep.h"
+
 namespace modgraph {
-
-class Context;
-template <class T>
-class Key;
-
-namespace context_internal {
-
-struct RequestState;  // request_context.h
-
-// A value held by one context. The virtual destructor lives in the code that
-// created the value (host or module copy); that code must outlive the context.
-// `epoch` is the key's epoch when the value was set: a value set before the key
-// was disabled (Key::disable) no longer counts.
-struct ValueBox {
-  virtual ~ValueBox() = default;
-  std::uint32_t epoch = 0;
-};
-
-template <class T>
-struct TypedBox final : ValueBox {
-  template <class... A>
-  explicit TypedBox(A&&... args) : value(std::forward<A>(args)...) {}
-  T value;
-};
-
-// The shared representation of a Context. Slot pointers are followed directly by
-// the ValueBox* array (allocated in one block). Boxes are owned by the rep that
-// introduced them; children borrow them and keep their parent alive.
-struct ContextRep {
-  std::atomic<std::uint32_t> refs{1};
-  std::uint32_t size = 0;           // number of slots that follow
-  std::uint64_t request_id = 0;     // 0 outside a request scope
-  RequestState* request = nullptr;  // the unified request context, if any
-  ContextRep* parent = nullptr;     // strong reference
-  ValueBox* own_value = nullptr;    // the box this rep introduced
-  RequestState* own_request = nullptr;
-
-  ValueBox* const* slots() const noexcept { return reinterpret_cast<ValueBox* const*>(this + 1); }
-  ValueBox** slots() noexcept { return reinterpret_cast<ValueBox**>(this + 1); }
-};
-
-// The anchor. constinit keeps the compiler from emitting a TLS init wrapper.
-//
-// Outside modgraph_core the declaration asks for the initial-exec TLS model, so a
-// read from a dlopen'd module is the same two loads as in the host: the anchor's
-// offset from the thread pointer, from a GOT entry (filled once when the module
-// is relocated), then a %fs-relative load; no TLS descriptor or __tls_get_addr
-// call per read. This is valid because the host links modgraph_core, so the
-// core's TLS lives in the static TLS block from startup, at an offset fixed for
-// every thread; a module only refers to the core's variable and defines no
-// initial-exec TLS of its own.
-//
-// Limit: if modgraph_core itself were dlopen'd (by a host that does not link
-// it), its TLS would not be in the static block. glibc then moves it into the
-// static TLS surplus when the first module is relocated; if the anchor was
-// already accessed dynamically on some thread, or the surplus is used up
-// (tunable glibc.rtld.optional_static_tls), dlopen of the module fails with
-// "cannot allocate memory in static TLS block". Such hosts build with
-// -DMODGRAPH_CONTEXT_DYNAMIC_TLS=ON (global-dynamic access, through
-// __tls_get_addr or a TLS descriptor with -mtls-dialect=gnu2; slower). The model
-// is then asked for explicitly: a position-independent executable would
-// otherwise read an external thread_local with initial-exec anyway. The core's
-// own code never uses initial-exec, so the core itself stays loadable with
-// dlopen.
-#if defined(MODGRAPH_CONTEXT_BUILDING_CORE)
-#define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL
-#elif defined(MODGRAPH_CONTEXT_DYNAMIC_TLS)
-#define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL __attribute__((tls_model("global-dynamic")))
-#else
-#define MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL __attribute__((tls_model("initial-exec")))
-#endif
-extern constinit thread_local ContextRep* tls_current MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL;
-
-// A step: a function a context executor runs while holding one reference to
-// its context (asio.h). Work the step hands to an executor that cannot start it
-// before the step returns borrows that reference instead of taking its own —
-// a *loan* — and the step settles its loans when it returns: the first loan
-// inherits the step's reference, each further loan gets one more. So a
-// coroutine resumed by a post from its previous step costs no atomic operation.
-struct Step {
-  ContextRep* rep;          // the context whose reference this step holds
-  std::uint32_t loans = 0;  // references lent during this step
-  Step* outer = nullptr;    // the enclosing step on this thread
-};
-
-// Per-thread state of the context executors (asio.h), in the core like the
-// anchor so that every module copy shares it.
-struct ExecutorThreadState {
-  Step* step = nullptr;     // the innermost step running on this thread
-  bool resumption = false;  // set while Asio asks for an awaitable's executor
-};
-extern constinit thread_local ExecutorThreadState tls_executor MODGRAPH_CONTEXT_ANCHOR_TLS_MODEL;
-
-// The request id carried by `rep`; 0 for none.
-inline std::uint64_t current_request_id_of(const ContextRep* rep) noexcept {
-  return rep == nullptr ? 0 : rep->request_id;
-}
-
-// Frees `rep` (whose count reached zero) and releases its parent chain.
-void destroy(ContextRep* rep) noexcept;
-inline void retain(ContextRep* rep) noexcept {
-  if (rep != nullptr) rep->refs.fetch_add(1, std::memory_order_relaxed);
-}
-// Inline fast path: one atomic decrement; the call into the core happens only
-// when the last reference goes.
-inline void release(ContextRep* rep) noexcept {
-  if (rep != nullptr && rep->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(rep);
-}
-
-// Allocates a child of `parent` (may be null) whose slot `index` holds `box`
-// (null: the key is unset there); takes ownership of `box` even when it throws.
-ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box);
-// Allocates a child of `parent` that is the root of a unified request scope.
-ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::uint64_t id);
-
-// Key slot registry. Anonymous keys get a fresh index; named keys get the same
-// index for the same name in every module copy (type checked: a mismatch throws
-// std::logic_error, or inside a RegistrationScope is refused and becomes a load
-// error; see registrations.h).
-std::uint32_t register_key(std::string_view name, std::size_t size, std::size_t align,
-                           const char* type_name);
-// The epoch of key slot `index`: values carry the epoch they were set in, and
-// Key::disable() moves it on. Stable address, shared by every module copy.
-std::atomic<std::uint32_t>* key_epoch(std::uint32_t index);
-
-// typeid(T).name() carries a '*' prefix for types local to one shared object;
-// strip it so module copies compare equal.
-inline const char* portable_type_name(const std::type_info& info) noexcept {
-  const char* name = info.name();
-  return name[0] == '*' ? name + 1 : name;
-}
-
-// Makes `rep` current until destroyed; borrows, does not retain.
-class ScopeGuard {
- public:
-  explicit ScopeGuard(ContextRep* rep) noexcept : saved_(tls_current) { tls_current = rep; }
-  ~ScopeGuard() { tls_current = saved_; }
-  ScopeGuard(const ScopeGuard&) = delete;
-  ScopeGuard& operator=(const ScopeGuard&) = delete;
-
- private:
-  ContextRep* saved_;
-};
-
-}  // namespace context_internal
 
 // A typed key. Construct once (namespace scope, `inline` or `static`); each key
 // owns one slot index. A key constructed with a name shares its slot with every
@@ -233,7 +91,10 @@ class Key {
   // with with() count again. Applies to the slot, so to every declaration of a
   // named key. A relaxed store; reads on other threads see it promptly but not
   // at a defined instant.
-  void disable() const noexcept { epoch_->fetch_add(1, std::memory_order_relaxed); }
+  void disable() const noexcept {
+    epoch_->fetch_add(1, std::memory_order_relaxed);
+    context_internal::any_key_disabled.store(true, std::memory_order_relaxed);
+  }
 
   // For the layer's own code: the key's current epoch.
   std::uint32_t epoch() const noexcept { return epoch_->load(std::memory_order_relaxed); }
@@ -284,14 +145,11 @@ class Context {
   bool empty() const noexcept { return rep_ == nullptr; }
   friend bool operator==(const Context& a, const Context& b) noexcept { return a.rep_ == b.rep_; }
 
-  // For the layer's own helpers: the shared representation (borrowed).
-  context_internal::ContextRep* rep() const noexcept { return rep_; }
+ private:
+  friend struct context_internal::ContextAccess;
+
   // Takes ownership of one reference to `rep`.
   explicit Context(context_internal::ContextRep* rep) noexcept : rep_(rep) {}
-  // Gives up this handle's reference to the caller; the context becomes empty.
-  [[nodiscard]] context_internal::ContextRep* detach() noexcept {
-    return std::exchange(rep_, nullptr);
-  }
 
   template <class T>
   static const T* lookup(const context_internal::ContextRep* rep, const Key<T>& key) noexcept {
@@ -304,14 +162,25 @@ class Context {
     return key.default_value();
   }
 
- private:
   context_internal::ContextRep* rep_ = nullptr;
 };
+
+namespace context_internal {
+inline ContextRep* ContextAccess::rep(const Context& ctx) noexcept { return ctx.rep_; }
+inline Context ContextAccess::adopt(ContextRep* rep) noexcept { return Context(rep); }
+inline ContextRep* ContextAccess::detach(Context& ctx) noexcept {
+  return std::exchange(ctx.rep_, nullptr);
+}
+template <class T>
+const T* ContextAccess::lookup(const ContextRep* rep, const Key<T>& key) noexcept {
+  return Context::lookup(rep, key);
+}
+}  // namespace context_internal
 
 // The current context (a new reference; empty outside any scope).
 inline Context current() noexcept {
   context_internal::retain(context_internal::tls_current);
-  return Context(context_internal::tls_current);
+  return context_internal::ContextAccess::adopt(context_internal::tls_current);
 }
 
 // Same as current(); reads better where the point is to carry it elsewhere.
@@ -322,7 +191,7 @@ inline Context snapshot() noexcept { return current(); }
 // lasts (a default, while the key lives).
 template <class T>
 const T* get(const Key<T>& key) noexcept {
-  return Context::lookup(context_internal::tls_current, key);
+  return context_internal::ContextAccess::lookup(context_internal::tls_current, key);
 }
 
 // A child of the current context in which `key` holds `value`.
@@ -342,7 +211,7 @@ template <class T>
 // when passed as a temporary or a local).
 template <class F>
 decltype(auto) run(const Context& ctx, F&& fn) {
-  context_internal::ScopeGuard guard(ctx.rep());
+  context_internal::ScopeGuard guard(context_internal::ContextAccess::rep(ctx));
   return std::invoke(std::forward<F>(fn));
 }
 
@@ -382,12 +251,12 @@ decltype(auto) run_without(const Key<T>& key, F&& fn) {
 class [[nodiscard]] ContextScope {
  public:
   explicit ContextScope(Context ctx) noexcept : ctx_(std::move(ctx)), saved_(current()) {
-    context_internal::tls_current = ctx_.rep();
+    context_internal::tls_current = context_internal::ContextAccess::rep(ctx_);
   }
   // The scope of a child of the current context in which `key` holds `value`.
   template <class T, class U>
   ContextScope(const Key<T>& key, U&& value) : ContextScope(with(key, std::forward<U>(value))) {}
-  ~ContextScope() { context_internal::tls_current = saved_.rep(); }
+  ~ContextScope() { context_internal::tls_current = context_internal::ContextAccess::rep(saved_); }
   ContextScope(const ContextScope&) = delete;
   ContextScope& operator=(const ContextScope&) = delete;
 
@@ -408,13 +277,13 @@ class ContextBound {
   template <class... A>
   requires std::invocable<F&, A...>
   decltype(auto) operator()(A&&... args) {
-    context_internal::ScopeGuard guard(ctx_.rep());
+    context_internal::ScopeGuard guard(context_internal::ContextAccess::rep(ctx_));
     return std::invoke(fn_, std::forward<A>(args)...);
   }
   template <class... A>
   requires std::invocable<const F&, A...>
   decltype(auto) operator()(A&&... args) const {
-    context_internal::ScopeGuard guard(ctx_.rep());
+    context_internal::ScopeGuard guard(context_internal::ContextAccess::rep(ctx_));
     return std::invoke(fn_, std::forward<A>(args)...);
   }
 

@@ -37,47 +37,9 @@
 #include <utility>
 
 #include "modgraph/context/context.h"
+#include "modgraph/context/internal/request_state.h"
 
 namespace modgraph {
-
-namespace context_internal {
-
-// The unified scope has room for this many state kinds (index 0 is reserved for
-// refused registrations, registrations.h); registering more is refused.
-inline constexpr std::uint32_t kMaxStateKinds = 64;
-
-struct StateHolder {
-  virtual ~StateHolder() = default;
-};
-
-template <class T>
-struct TypedState final : StateHolder {
-  T value{};
-};
-
-// Owned by the root context of one request scope.
-struct RequestState {
-  explicit RequestState(std::uint64_t request_id) noexcept : id(request_id) {}
-  ~RequestState();  // destroys the states, last kind first
-  RequestState(const RequestState&) = delete;
-  RequestState& operator=(const RequestState&) = delete;
-
-  std::uint64_t id;
-  // The request generation this request belongs to (SealRequestGeneration()).
-  // Released after the states are destroyed, so code they need stays loaded.
-  std::shared_ptr<const void> generation;
-  std::atomic<StateHolder*> states[kMaxStateKinds]{};
-};
-
-// Same index for the same name in every module copy. A size/alignment/type
-// mismatch with a copy still mapped, an empty name, or running out of indices
-// throws std::logic_error — or, inside a RegistrationScope (a library being
-// loaded by an environment), is refused and reported as a load error
-// (registrations.h): nothing is thrown out of a static initialiser.
-std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::size_t align,
-                                  const char* type_name);
-
-}  // namespace context_internal
 
 // One request's unified context: its id and every state kind's instance. A
 // cheap, copyable handle; the states live until the last copy (and every
@@ -90,7 +52,9 @@ class RequestContext {
   // Same, with the next id of the process-wide counter (NextRequestId()).
   static RequestContext create();
 
-  std::uint64_t id() const noexcept { return ctx_.empty() ? 0 : ctx_.rep()->request_id; }
+  std::uint64_t id() const noexcept {
+    return ctx_.empty() ? 0 : context_internal::ContextAccess::rep(ctx_)->request_id;
+  }
   // The context run_request() installs; derive children from it with with().
   const Context& context() const noexcept { return ctx_; }
 
@@ -180,7 +144,7 @@ class StateKind {
       return held != nullptr ? &static_cast<context_internal::TypedState<T>*>(held)->value
                              : create(*request);
     }
-    T* const* standalone = Context::lookup(rep, standalone_);
+    T* const* standalone = context_internal::ContextAccess::lookup(rep, standalone_);
     return standalone == nullptr ? nullptr : *standalone;
   }
 

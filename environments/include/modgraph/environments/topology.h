@@ -100,6 +100,14 @@ class Topology {
   // whatever it had and the others still load; one status per failure.
   std::vector<absl::Status> LoadEntries();
 
+  // An upper bound of what LoadEntries() will take: a private copy of every
+  // module library in an isolated environment's roots, one bundle copy per
+  // bundled environment. Only reads directory entries.
+  CapacityPlan PlanCapacity() const;
+  // CapacityWarnings(PlanCapacity(), loader's capacity now): what would not fit,
+  // to say before loading (`modgraph doctor` prints these as warnings).
+  std::vector<std::string> CapacityWarnings() const;
+
   // Reloads `module_id` (and its importers) in `environment`, as a dev server
   // does when a file changes: a transaction (Environment::Reload); under auto
   // the providers register again inside it. On error the old instances keep

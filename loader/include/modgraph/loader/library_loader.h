@@ -92,6 +92,26 @@ struct LoadRequest {
   std::function<absl::Status(const std::filesystem::path& copy)> before_dlopen;
 };
 
+// What loading a topology is expected to take from the process and the copy
+// directory (Topology::PlanCapacity estimates it from the module roots).
+struct CapacityPlan {
+  std::uint64_t copies = 0;    // private copies to make
+  std::uint64_t bytes = 0;     // their total size
+  std::uint64_t mappings = 0;  // memory mappings they add (about 5 per copy)
+};
+
+// What the machine offers (LibraryLoader::ReadCapacity reads it).
+struct Capacity {
+  std::filesystem::path copy_root;  // where copies go
+  std::uint64_t free_bytes = 0;     // available in its file system
+  std::uint64_t mappings = 0;       // this process's mappings now (/proc/self/maps)
+  std::uint64_t max_mappings = 0;   // vm.max_map_count
+};
+
+// One warning per limit `plan` would exceed, each with its fix (MODGRAPH_COPY_DIR
+// or a larger tmpfs; `sysctl vm.max_map_count`); empty when it fits.
+std::vector<std::string> CapacityWarnings(const CapacityPlan& plan, const Capacity& capacity);
+
 class LibraryLoader {
  public:
   struct Options {
@@ -147,6 +167,9 @@ class LibraryLoader {
   absl::StatusOr<std::shared_ptr<LoadedLibrary>> Load(const std::filesystem::path& source,
                                                       const LoadRequest& request);
 
+  // The copy directory's free space and the process's mapping headroom, read now.
+  Capacity ReadCapacity() const;
+
   // The per-process directory holding temp copies (created on first use).
   const std::filesystem::path& copy_directory() const { return copy_dir_; }
 
@@ -165,10 +188,6 @@ class LibraryLoader {
   std::map<std::string, int> root_fds_;  // module root → checked O_PATH descriptor
   uint64_t copy_sequence_ = 0;
 };
-
-// Names of the STB_GNU_UNIQUE symbols in the dynamic symbol table of the ELF
-// file at `path` (empty when it cannot be read or is not ELF).
-std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
 
 // The alias a module with this id must export: "modgraph_module_" + id, '-' → '_'.
 std::string DescriptorAliasFor(std::string_view module_id);

@@ -49,7 +49,7 @@ namespace modgraph::sdk {
 
 // Thrown by ModuleContext when the host refused an import or a registration.
 // The host has already recorded the detailed reason (which import was not
-// declared, which signature differs, ...); run_init() lets that reason stand
+// declared, which signature differs, ...); the module's init wrapper lets that reason stand
 // instead of replacing it with this exception's short message.
 class HostError : public std::runtime_error {
  public:
@@ -108,54 +108,9 @@ struct ModuleSpec {
   std::span<const modgraph_shared_state_decl> shared_state{};  // MODGRAPH_SHARED_STATE
 };
 
-// Runs the spec's init, turning exceptions into a host-visible error: exceptions
-// never cross the C ABI.
-inline int run_init(const ModuleSpec& spec, const modgraph_init_args* args) noexcept {
-  if (spec.init == nullptr) return 0;
-  try {
-    ModuleContext context(args);
-    spec.init(context);
-    return 0;
-  } catch (const HostError&) {
-    // The host recorded the detailed reason when it refused the call.
-  } catch (const std::exception& error) {
-    args->api->set_error(args->host, error.what());
-  } catch (...) {
-    args->api->set_error(args->host, "init threw a non-standard exception");
-  }
-  return 1;
-}
-
-// Runs the spec's teardown; exceptions never cross the C ABI.
-inline void run_teardown(const ModuleSpec& spec) noexcept {
-  try {
-    spec.teardown();
-  } catch (...) {
-  }
-}
-
-// The descriptor's teardown is null when the spec declares none: the host then
-// knows the module never said its code has stopped.
-inline modgraph_module_descriptor make_descriptor(const ModuleSpec& spec,
-                                                  int (*init)(const modgraph_init_args*),
-                                                  void (*teardown)() = nullptr) {
-  return {MODGRAPH_ABI_VERSION,
-          sizeof(modgraph_module_descriptor),
-          spec.id,
-          spec.imports.data(),
-          static_cast<uint32_t>(spec.imports.size()),
-          spec.slots.data(),
-          static_cast<uint32_t>(spec.slots.size()),
-          spec.provides_for.data(),
-          static_cast<uint32_t>(spec.provides_for.size()),
-          spec.api,
-          init,
-          spec.teardown != nullptr ? teardown : nullptr,
-          spec.shared_state.data(),
-          static_cast<uint32_t>(spec.shared_state.size())};
-}
-
 }  // namespace modgraph::sdk
+
+#include "modgraph/loader/internal/sdk_glue.h"  // IWYU pragma: export
 
 // One entry of ModuleSpec::shared_state: the module-level object `object` (an
 // lvalue: a global, or a function returning a reference to a static), shared
@@ -169,10 +124,12 @@ inline modgraph_module_descriptor make_descriptor(const ModuleSpec& spec,
 #define MODGRAPH_MODULE(symbol, ...)                                                              \
   namespace modgraph_module_spec_##symbol {                                                       \
     const ::modgraph::sdk::ModuleSpec kSpec = __VA_ARGS__;                                        \
-    int Init(const modgraph_init_args* args) { return ::modgraph::sdk::run_init(kSpec, args); }   \
-    void Teardown() { ::modgraph::sdk::run_teardown(kSpec); }                                     \
+    int Init(const modgraph_init_args* args) {                                                    \
+      return ::modgraph::sdk_internal::run_init(kSpec, args);                                     \
+    }                                                                                             \
+    void Teardown() { ::modgraph::sdk_internal::run_teardown(kSpec); }                            \
     const modgraph_module_descriptor kDescriptor =                                                \
-        ::modgraph::sdk::make_descriptor(kSpec, &Init, &Teardown);                                \
+        ::modgraph::sdk_internal::make_descriptor(kSpec, &Init, &Teardown);                       \
   }                                                                                               \
   BOOST_DLL_ALIAS_SECTIONED(modgraph_module_spec_##symbol::kDescriptor, modgraph_module_##symbol, \
                             modgraph)

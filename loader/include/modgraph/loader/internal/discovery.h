@@ -9,6 +9,7 @@
 #ifndef MODGRAPH_LOADER_INTERNAL_DISCOVERY_H_
 #define MODGRAPH_LOADER_INTERNAL_DISCOVERY_H_
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct ExportClasses {
 };
 
 ExportClasses ClassifyExports(const elf::SharedObject& library);
+
+// Names of the STB_GNU_UNIQUE symbols in the dynamic symbol table of the ELF
+// file at `path` (empty when it cannot be read or is not ELF). For tests that
+// check how modules are built (-fno-gnu-unique).
+std::vector<std::string> FindGnuUniqueSymbols(const std::filesystem::path& path);
 
 }  // namespace modgraph::loader_internal
 
