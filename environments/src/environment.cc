@@ -1,5 +1,10 @@
-// Environments: import resolution, transactions, reload and retirement. See
-// environment.h and docs/loader.md ("Reload", "Retirement").
+// Environments: loading libraries, import resolution, init and the
+// transaction that publishes them. Reload and unload are in reload.cc,
+// retirement in retirement.cc, the callbacks modules call during init in
+// host_callbacks.cc, commit and rollback in transaction.cc. Over 400 lines:
+// loading, discovery, preflight and init are one sequence with one lock
+// discipline, easier to check read together. See environment.h and
+// docs/loader.md.
 #include "modgraph/environments/environment.h"
 
 #include <fmt/format.h>
@@ -16,6 +21,7 @@
 #include <system_error>
 #include <tuple>
 
+#include "environment_internal.h"
 #include "modgraph/context/code_identity.h"
 #include "modgraph/context/internal/code_identity.h"
 #include "modgraph/context/registrations.h"
@@ -23,18 +29,13 @@
 #include "modgraph/loader/module_id.h"
 #include "modgraph/loader/preflight.h"
 
-// The host handle a module sees during init: which environment, instance and
-// transaction, and why the host refused a call (the first reason wins).
-struct modgraph_host {
-  modgraph::Environment* environment;
-  modgraph::Instance* instance;
-  void* transaction;         // Environment::Transaction
-  std::string error;         // the host's first refusal (an import, a registration)
-  std::string module_error;  // the first message the module gave with set_error
-};
-
 namespace modgraph {
 namespace fs = std::filesystem;
+using environments_internal::HostApi;
+using environments_internal::LoadCell;
+using environments_internal::StoreCell;
+using environments_internal::ThreadAlive;
+using environments_internal::ThreadIds;
 
 std::string_view ToString(EnvironmentMode mode) {
   return mode == EnvironmentMode::kBundled ? "bundled" : "isolated";
@@ -52,48 +53,6 @@ std::string_view ToString(Preflight preflight) {
   return "?";
 }
 
-// What one Import, Reload, Unload or ApplyPolicy changes, kept beside the live
-// instances until it commits (or is rolled back, leaving them untouched).
-struct Environment::Transaction {
-  // Live ids being re-created (reload) or removed (unload): lookups inside the
-  // transaction never resolve to their old instances.
-  std::set<std::string, std::less<>> replacing;
-  // New instances, discovered or initialised, by id.
-  std::map<std::string, std::shared_ptr<Instance>, std::less<>> staged;
-  // Every instance whose init ran here (staged, or live but only discovered),
-  // in order, and those that finished it.
-  std::vector<Instance*> touched;
-  std::vector<Instance*> initialised;
-  // Registrations on published instances: written at commit, all at once.
-  struct Deferred {
-    const modgraph_slot_decl* slot;
-    void* impl;
-  };
-  std::vector<Deferred> deferred;
-  bool preflight = false;
-  std::shared_ptr<LoadedLibrary> bundle;  // a bundled reload's new copy
-};
-
-// One commit's replaced or unloaded instances, kept until they may close.
-struct Environment::Retired {
-  std::vector<std::shared_ptr<Instance>> instances;  // init order, then discovered
-  RequestGenerationWatch requests_before;            // ends when they have all ended
-  bool published = true;                             // false: a rolled-back transaction's
-  bool torn_down = false;
-  std::string reason;  // why something of it is still mapped
-  bool kept_for_good = false;
-};
-
-struct Environment::Graveyard {
-  std::mutex mu;
-  std::vector<std::unique_ptr<Retired>> entries;
-};
-
-Environment::Graveyard& Environment::TheGraveyard() {
-  static auto* graveyard = new Graveyard();  // libraries in it may be mapped until exit
-  return *graveyard;
-}
-
 namespace {
 
 std::string RootsText(const std::vector<fs::path>& roots) {
@@ -105,30 +64,6 @@ std::string RootsText(const std::vector<fs::path>& roots) {
 bool IsUnder(const fs::path& path, const fs::path& root) {
   auto [root_end, _] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
   return root_end == root.end();
-}
-
-// Slot cells are read by requests while the host writes them (slot.h).
-void* LoadCell(const modgraph_slot_decl& slot) {
-  return std::atomic_ref<void*>(*slot.active_impl).load(std::memory_order_acquire);
-}
-void StoreCell(const modgraph_slot_decl& slot, void* impl) {
-  std::atomic_ref<void*>(*slot.active_impl).store(impl, std::memory_order_release);
-}
-
-// The process's threads, by id (sorted).
-std::vector<int> ThreadIds() {
-  std::vector<int> ids;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc/self/task", ec)) {
-    ids.push_back(std::atoi(entry.path().filename().c_str()));
-  }
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-bool ThreadAlive(int tid) {
-  std::error_code ec;
-  return fs::exists(fs::path("/proc/self/task") / std::to_string(tid), ec);
 }
 
 // Library files whose static initialisers ran without ending a process (here or
@@ -209,101 +144,6 @@ bool IsSdkSummary(std::string_view message) {
   return message.starts_with("cannot import ") || message.starts_with("cannot register ");
 }
 
-}  // namespace
-
-// C callbacks handed to modules; each forwards to the environment being changed.
-struct HostCallbacks {
-  static Environment::Transaction& Tx(modgraph_host* host) {
-    return *static_cast<Environment::Transaction*>(host->transaction);
-  }
-  // The first refusal is the detailed one; later ones are consequences.
-  static void Refuse(modgraph_host* host, std::string message) {
-    if (host->error.empty()) host->error = std::move(message);
-  }
-
-  static const void* ImportModule(modgraph_host* host, const char* module_id) {
-    const Instance& self = *host->instance;
-    if (!self.imports_by_id_.contains(module_id)) {
-      Refuse(host, fmt::format("{} imported '{}' without declaring it; add it to the module's "
-                               ".imports",
-                               self.name(), module_id));
-      return nullptr;
-    }
-    const Instance* target = host->environment->Resolve(module_id, &Tx(host));
-    if (target == nullptr || target->state_ != Instance::State::kReady) {
-      Refuse(host, fmt::format("{} imported '{}', which is not ready in environment '{}'",
-                               self.name(), module_id, host->environment->name()));
-      return nullptr;
-    }
-    return target->descriptor().api;
-  }
-
-  static int RegisterAccessor(modgraph_host* host, const char* module_id, const char* slot_name,
-                              const char* signature, void* impl) {
-    Instance& self = *host->instance;
-    Environment& env = *host->environment;
-    Environment::Transaction& tx = Tx(host);
-    auto import = self.imports_by_id_.find(module_id);
-    Instance* target = import == self.imports_by_id_.end() ? nullptr : import->second;
-    if (target == nullptr) {
-      Refuse(host, fmt::format("{} registered an accessor on '{}', which it does not import; add "
-                               "'{}' to its .imports",
-                               self.name(), module_id, module_id));
-      return 1;
-    }
-    const modgraph_module_descriptor& d = target->descriptor();
-    const modgraph_slot_decl* slot = std::find_if(d.slots, d.slots + d.slot_count, [&](auto& s) {
-      return std::string_view(s.name) == slot_name;
-    });
-    if (slot == d.slots + d.slot_count) {
-      std::vector<std::string_view> names;
-      for (uint32_t i = 0; i < d.slot_count; ++i) names.emplace_back(d.slots[i].name);
-      Refuse(host, fmt::format("{} has no slot '{}' (registered by {}); it declares: {}; check the "
-                               "slot's name against {}'s header",
-                               target->name(), slot_name, self.name(),
-                               names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")),
-                               target->module_id()));
-      return 1;
-    }
-    if (std::string_view(slot->signature) != signature) {
-      Refuse(host,
-             fmt::format("{} registered slot '{}' of {} as '{}' but the slot is declared '{}'; "
-                         "rebuild both against the same module header",
-                         self.name(), slot_name, target->name(), signature, slot->signature));
-      return 1;
-    }
-    if (const Instance* holder = env.RegisteredBy(*target, *slot, tx)) {
-      Refuse(host,
-             fmt::format("Double registration: slot '{}' of {} is already registered by {}, and {} "
-                         "registered it too; one slot takes one provider, so remove one of them "
-                         "from the environment",
-                         slot_name, target->name(), holder->name(), self.name()));
-      return 1;
-    }
-    self.registrations_.push_back({target, slot, impl});
-    if (env.IsPublished(*target, tx)) {
-      tx.deferred.push_back({slot, impl});  // requests use it: swap at commit
-    } else {
-      StoreCell(*slot, impl);
-    }
-    return 0;
-  }
-
-  static void SetError(modgraph_host* host, const char* message) {
-    if (host->module_error.empty() && message != nullptr) host->module_error = message;
-  }
-
-  static const char* GetSetting(modgraph_host* host, const char* key) {
-    const auto& settings = host->environment->spec().settings;
-    auto it = settings.find(key);
-    return it == settings.end() ? nullptr : it->second.c_str();
-  }
-};
-
-namespace {
-const modgraph_host_api kHostApi{MODGRAPH_ABI_VERSION, &HostCallbacks::ImportModule,
-                                 &HostCallbacks::RegisterAccessor, &HostCallbacks::SetError,
-                                 &HostCallbacks::GetSetting};
 }  // namespace
 
 Environment::Environment(EnvironmentSpec spec, LibraryLoader& loader)
@@ -534,7 +374,7 @@ absl::Status Environment::RunInit(Instance& instance, Transaction& tx) {
   const modgraph_module_descriptor& d = instance.descriptor();
   if (d.init == nullptr) return absl::OkStatus();
   modgraph_host host{this, &instance, &tx, {}, {}};
-  const modgraph_init_args args{&host, &kHostApi, name().c_str(), instance.name().c_str()};
+  const modgraph_init_args args{&host, &HostApi(), name().c_str(), instance.name().c_str()};
   // Threads that appear while init runs may run the module's code later: the
   // copy is not closed while one of them lives.
   const std::vector<int> before = ThreadIds();
@@ -641,102 +481,6 @@ absl::Status Environment::ApplyAuto(Transaction& tx) {
   return absl::OkStatus();
 }
 
-void Environment::Commit(Transaction& tx, const std::vector<Instance*>& retiring) {
-  const std::set<const Instance*> leaving(retiring.begin(), retiring.end());
-  // Registrations onto instances requests already use: at once, at commit.
-  for (const Transaction::Deferred& deferred : tx.deferred) {
-    StoreCell(*deferred.slot, deferred.impl);
-  }
-  // Providers that leave put the slots they hold on staying instances back on
-  // their defaults, unless a new provider just took the slot.
-  struct Revoked {
-    const Instance* target;
-    const modgraph_slot_decl* slot;
-    const Instance* provider;
-  };
-  std::vector<Revoked> revoked;
-  for (const Instance* provider : retiring) {
-    for (const Instance::Registration& r : provider->registrations_) {
-      if (leaving.contains(r.target) || LoadCell(*r.slot) != r.impl) continue;
-      StoreCell(*r.slot, r.slot->default_impl);
-      revoked.push_back({r.target, r.slot, provider});
-    }
-  }
-  // Swap: readers see the new set from here on.
-  std::vector<std::shared_ptr<Instance>> retired;
-  {
-    std::unique_lock publish(published_mu_);
-    // One pass, not one erase per instance: unloading everything is linear.
-    std::erase_if(init_order_, [&](const Instance* i) { return leaving.contains(i); });
-    for (const Instance* old : retiring) {
-      published_.erase(old->module_id());
-      auto it = instances_.find(old->module_id());
-      if (it != instances_.end() && it->second.get() == old) {
-        retired.push_back(std::move(it->second));
-        instances_.erase(it);
-      }
-    }
-    for (auto& [id, instance] : tx.staged) instances_.insert_or_assign(id, std::move(instance));
-    for (Instance* ready : tx.initialised) {
-      init_order_.push_back(ready);
-      published_.insert_or_assign(ready->module_id(), ready);
-    }
-    if (tx.bundle != nullptr) bundle_ = std::move(tx.bundle);
-  }
-  if (listener_ != nullptr) {
-    for (auto it = retiring.rbegin(); it != retiring.rend(); ++it) {
-      if ((*it)->state_ == Instance::State::kReady) listener_->OnInstanceUnloading(**it);
-    }
-    for (const Instance* ready : tx.initialised) listener_->OnInstanceReady(*ready);
-    for (const Revoked& r : revoked) listener_->OnAccessorRevoked(*r.target, *r.slot, *r.provider);
-    for (const Instance* ready : tx.initialised) {
-      for (const Instance::Registration& r : ready->registrations_) {
-        listener_->OnAccessorRegistered(*r.target, *r.slot, *ready);
-      }
-    }
-  }
-  // Retire: requests that started before this point may still use the old code.
-  if (!retired.empty()) {
-    auto entry = std::make_unique<Retired>();
-    entry->instances = std::move(retired);
-    entry->requests_before = SealRequestGeneration();
-    retired_.push_back(std::move(entry));
-  }
-  tx = Transaction();
-  ReleaseRetiredLocked();
-}
-
-void Environment::Rollback(Transaction& tx) {
-  // Nothing was published: undo in reverse, tear down what initialised.
-  for (auto it = tx.touched.rbegin(); it != tx.touched.rend(); ++it) {
-    Instance& instance = **it;
-    const bool initialised =
-        std::find(tx.initialised.begin(), tx.initialised.end(), &instance) != tx.initialised.end();
-    if (initialised && instance.descriptor().teardown != nullptr) instance.descriptor().teardown();
-    // Cells of unpublished targets were written at once; deferred ones never were.
-    for (const Instance::Registration& r : instance.registrations_) {
-      if (!IsPublished(*r.target, tx) && LoadCell(*r.slot) == r.impl) {
-        StoreCell(*r.slot, r.slot->default_impl);
-      }
-    }
-    instance.registrations_.clear();
-    instance.imports_.clear();
-    instance.imports_by_id_.clear();
-    instance.state_ = Instance::State::kDiscovered;
-  }
-  // A copy whose init left a thread running stays mapped (ReleaseRetired).
-  auto entry = std::make_unique<Retired>();
-  entry->published = false;
-  entry->torn_down = true;
-  for (auto& [id, instance] : tx.staged) {
-    if (std::any_of(instance->init_threads_.begin(), instance->init_threads_.end(), ThreadAlive)) {
-      entry->instances.push_back(std::move(instance));
-    }
-  }
-  if (!entry->instances.empty()) retired_.push_back(std::move(entry));
-  tx = Transaction();  // the other new copies close here
-}
-
 absl::StatusOr<Instance*> Environment::Import(std::string_view module_id) {
   const std::string where = fmt::format("import into environment '{}'", name());
   if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
@@ -793,256 +537,6 @@ Instance* Environment::Find(std::string_view module_id) const {
 std::vector<Instance*> Environment::instances() const {
   std::shared_lock lock(published_mu_);
   return init_order_;
-}
-
-std::vector<Instance*> Environment::WithImporters(std::string_view module_id) const {
-  // Importers, transitively, and every module sharing a library with one of
-  // them (they share its globals): iterate to a fixpoint, whatever the order.
-  std::set<const Instance*> affected;
-  std::set<const LoadedLibrary*> libraries;
-  auto add = [&](const Instance& instance) {
-    affected.insert(&instance);
-    libraries.insert(&instance.library());
-  };
-  add(*instances_.find(module_id)->second);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (const auto& [id, instance] : instances_) {
-      if (affected.contains(instance.get())) continue;
-      bool hit = libraries.contains(&instance->library());
-      for (const Instance* imported : instance->imports()) hit = hit || affected.contains(imported);
-      if (hit) {
-        add(*instance);
-        changed = true;
-      }
-    }
-  }
-  std::vector<Instance*> ordered;
-  for (Instance* instance : init_order_) {
-    if (affected.contains(instance)) ordered.push_back(instance);
-  }
-  for (const auto& [id, instance] : instances_) {
-    if (affected.contains(instance.get()) && instance->state_ != Instance::State::kReady) {
-      ordered.push_back(instance.get());
-    }
-  }
-  return ordered;
-}
-
-void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
-  // The bundle stays mapped and its modules' globals are shared by any later
-  // instance of them, so their teardown cannot wait for requests: it runs now.
-  const std::set<const Instance*> gone(leaving.begin(), leaving.end());
-  {
-    std::unique_lock publish(published_mu_);
-    std::erase_if(init_order_, [&](const Instance* i) { return gone.contains(i); });
-    for (const Instance* instance : leaving) published_.erase(instance->module_id());
-  }
-  for (auto it = leaving.rbegin(); it != leaving.rend(); ++it) {
-    Instance& instance = **it;
-    if (instance.state_ != Instance::State::kReady) continue;
-    for (const Instance::Registration& r : instance.registrations_) {
-      if (LoadCell(*r.slot) != r.impl) continue;
-      StoreCell(*r.slot, r.slot->default_impl);
-      if (listener_ != nullptr && !gone.contains(r.target)) {
-        listener_->OnAccessorRevoked(*r.target, *r.slot, instance);
-      }
-    }
-    instance.registrations_.clear();
-    if (listener_ != nullptr) listener_->OnInstanceUnloading(instance);
-    if (instance.descriptor().teardown != nullptr) instance.descriptor().teardown();
-    instance.imports_.clear();
-    instance.imports_by_id_.clear();
-    instance.state_ = Instance::State::kDiscovered;
-  }
-}
-
-absl::Status Environment::Unload(std::string_view module_id) {
-  const std::string where = fmt::format("unload from environment '{}'", name());
-  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
-  std::lock_guard lock(mu_);
-  ReleaseRetiredLocked();
-  if (FindLocked(module_id) == nullptr) {
-    return absl::NotFoundError(
-        fmt::format("environment '{}' has no instance of '{}' to unload", name(), module_id));
-  }
-  const std::vector<Instance*> leaving = WithImporters(module_id);
-  if (spec_.mode == EnvironmentMode::kBundled) {
-    UnloadBundled(leaving);
-    return absl::OkStatus();
-  }
-  Transaction tx;
-  tx.preflight = spec_.preflight == Preflight::kAlways;
-  for (const Instance* instance : leaving) tx.replacing.insert(instance->module_id());
-  if (absl::Status status = ApplyAuto(tx); !status.ok()) {
-    Rollback(tx);
-    return absl::Status(status.code(),
-                        fmt::format("unload of {}#{} failed, nothing was unloaded: {}", name(),
-                                    module_id, std::string(status.message())));
-  }
-  Commit(tx, leaving);
-  return absl::OkStatus();
-}
-
-absl::Status Environment::Reload(std::string_view module_id) {
-  const std::string where = fmt::format("reload in environment '{}'", name());
-  if (absl::Status valid = ValidateModuleId(module_id, where); !valid.ok()) return valid;
-  std::lock_guard lock(mu_);
-  ReleaseRetiredLocked();
-  const Instance* current = FindLocked(module_id);
-  if (current == nullptr) {
-    return absl::NotFoundError(fmt::format(
-        "environment '{}' has no instance of '{}' to reload; import it first", name(), module_id));
-  }
-  const std::string file = current->library().source().string();
-  Transaction tx;
-  tx.preflight = spec_.preflight != Preflight::kOff;
-  std::vector<Instance*> retiring;
-  absl::Status status;
-  if (spec_.mode == EnvironmentMode::kBundled) {
-    // One library holds every module: a fresh copy re-creates them all.
-    retiring = init_order_;
-    for (const auto& [id, instance] : instances_) {
-      if (instance->state_ != Instance::State::kReady) retiring.push_back(instance.get());
-    }
-    for (const Instance* instance : retiring) tx.replacing.insert(instance->module_id());
-    absl::StatusOr<std::shared_ptr<LoadedLibrary>> bundle = LoadBundle(tx.preflight);
-    status = bundle.status();
-    if (status.ok()) status = AdoptLibrary(*bundle, tx);
-    if (status.ok()) tx.bundle = *std::move(bundle);
-  } else {
-    retiring = WithImporters(module_id);
-    for (const Instance* instance : retiring) tx.replacing.insert(instance->module_id());
-    // Each affected library again from its own file, so modules that shared a
-    // library share the new copy too.
-    std::set<const LoadedLibrary*> reloaded;
-    for (const Instance* instance : retiring) {
-      if (!status.ok() || !reloaded.insert(&instance->library()).second) continue;
-      absl::StatusOr<std::shared_ptr<LoadedLibrary>> library =
-          LoadAgain(instance->library(), instance->module_id(), tx.preflight);
-      status = library.status();
-      if (status.ok()) status = AdoptLibrary(*library, tx);
-    }
-  }
-  for (const Instance* instance : retiring) {
-    if (!status.ok()) break;
-    if (instance->state_ != Instance::State::kReady) continue;
-    std::vector<std::string> chain;
-    status = Instantiate(instance->module_id(), chain, "", tx);
-  }
-  if (status.ok()) status = ApplyAuto(tx);
-  if (!status.ok()) {
-    Rollback(tx);
-    return absl::Status(status.code(),
-                        fmt::format("reload of {}#{} ('{}') failed; its old instances keep "
-                                    "serving: {}",
-                                    name(), module_id, file, std::string(status.message())));
-  }
-  Commit(tx, retiring);
-  return absl::OkStatus();
-}
-
-std::size_t Environment::Release(std::vector<std::unique_ptr<Retired>>& list) {
-  std::size_t closed = 0;
-  for (const std::unique_ptr<Retired>& entry : list) {
-    Retired& retired = *entry;
-    if (!retired.requests_before.ended()) {
-      retired.reason = "requests that started before it was retired are still running";
-      continue;
-    }
-    if (!retired.torn_down) {
-      retired.torn_down = true;
-      for (auto it = retired.instances.rbegin(); it != retired.instances.rend(); ++it) {
-        Instance& instance = **it;
-        if (instance.state_ != Instance::State::kReady || instance.torn_down_) continue;
-        instance.torn_down_ = true;
-        if (instance.descriptor().teardown != nullptr) instance.descriptor().teardown();
-      }
-    }
-    // A library closes when no instance of it holds it back.
-    std::map<const LoadedLibrary*, std::pair<std::string, bool>> held;  // why, for good
-    std::set<const LoadedLibrary*> libraries;
-    for (const std::shared_ptr<Instance>& instance : retired.instances) {
-      const LoadedLibrary* library = &instance->library();
-      libraries.insert(library);
-      if (retired.published && instance->state_ == Instance::State::kReady &&
-          instance->descriptor().teardown == nullptr) {
-        held.try_emplace(library,
-                         fmt::format("module '{}' declares no teardown, so nothing says its code "
-                                     "has stopped running (a thread, a timer, a callback it handed "
-                                     "out); declare .teardown (modgraph::sdk::nothing_to_stop if "
-                                     "it starts nothing)",
-                                     instance->module_id()),
-                         true);
-        continue;
-      }
-      for (int tid : instance->init_threads_) {
-        if (!ThreadAlive(tid)) continue;
-        held.try_emplace(library,
-                         fmt::format("thread {}, which appeared while {}'s init ran, is still "
-                                     "running (its teardown must stop it)",
-                                     tid, instance->name()),
-                         false);
-        break;
-      }
-    }
-    std::erase_if(retired.instances, [&](const std::shared_ptr<Instance>& instance) {
-      return !held.contains(&instance->library());
-    });
-    closed += libraries.size() - held.size();
-    retired.reason = held.empty() ? "" : held.begin()->second.first;
-    retired.kept_for_good = !held.empty() && held.begin()->second.second;
-  }
-  std::erase_if(list, [](const std::unique_ptr<Retired>& e) { return e->instances.empty(); });
-  return closed;
-}
-
-std::size_t Environment::ReleaseRetiredLocked() {
-  std::size_t closed = Release(retired_);
-  Graveyard& graveyard = TheGraveyard();
-  std::lock_guard buried(graveyard.mu);
-  return closed + Release(graveyard.entries);
-}
-
-std::size_t Environment::ReleaseRetired() {
-  std::lock_guard lock(mu_);
-  return ReleaseRetiredLocked();
-}
-
-std::size_t Environment::retired_count() const {
-  std::lock_guard lock(mu_);
-  std::set<const LoadedLibrary*> libraries;
-  for (const auto& entry : retired_) {
-    for (const auto& instance : entry->instances) libraries.insert(&instance->library());
-  }
-  return libraries.size();
-}
-
-std::vector<RetiredLibrary> Environment::retired() const {
-  std::lock_guard lock(mu_);
-  std::vector<RetiredLibrary> out;
-  std::map<const LoadedLibrary*, std::size_t> index;
-  for (const auto& entry : retired_) {
-    for (const auto& instance : entry->instances) {
-      auto [it, fresh] = index.try_emplace(&instance->library(), out.size());
-      if (fresh) {
-        out.push_back({.copy = instance->library().loaded_path().string(),
-                       .source = instance->library().source().string(),
-                       .instances = {},
-                       .reason = entry->reason.empty() ? "not released yet" : entry->reason,
-                       .kept_for_good = entry->kept_for_good});
-      }
-      out[it->second].instances.push_back(instance->name());
-    }
-  }
-  return out;
-}
-
-std::size_t Environment::library_count() const {
-  std::lock_guard lock(mu_);
-  std::set<const LoadedLibrary*> libraries;
-  for (const auto& [id, instance] : instances_) libraries.insert(&instance->library());
-  return libraries.size();
 }
 
 }  // namespace modgraph

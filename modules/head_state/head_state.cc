@@ -24,7 +24,7 @@ std::vector<std::string>* RequestHeadChildren() {
 }
 
 void Init(sdk::ModuleContext& context) {
-  g_head = &context.import <HeadApi>("head");
+  g_head = &context.import_module<HeadApi>("head");
   context.register_accessor<GetSsrHeadChildren>("head", &RequestHeadChildren);
 }
 

@@ -34,7 +34,7 @@ void RequestRunWithLocale(const char* locale, void (*fn)(void*), void* arg) {
 }
 
 void Init(sdk::ModuleContext& context) {
-  g_i18n = &context.import <I18nApi>("i18n");
+  g_i18n = &context.import_module<I18nApi>("i18n");
   context.register_accessor<GetLocaleStore>("i18n", &RequestLocaleStore);
   context.register_accessor<RunWithLocale>("i18n", &RequestRunWithLocale);
 }

@@ -18,7 +18,7 @@ RouterState* RequestRouterState() {
 }
 
 void Init(sdk::ModuleContext& context) {
-  g_router = &context.import <RouterApi>("router");
+  g_router = &context.import_module<RouterApi>("router");
   context.register_accessor<GetRouterState>("router", &RequestRouterState);
 }
 

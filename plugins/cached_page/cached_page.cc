@@ -31,7 +31,7 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
 }
 
 void Init(sdk::ModuleContext& context) {
-  g_cache = &context.import <modules::CacheRuntimeApi>("cache-runtime");
+  g_cache = &context.import_module<modules::CacheRuntimeApi>("cache-runtime");
 }
 
 const char* const kImports[] = {"cache-runtime"};

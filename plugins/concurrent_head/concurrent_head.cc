@@ -26,7 +26,9 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
                        .body = fmt::format("<h1 data-testid=\"req-id\">{}</h1>", req_id)};
 }
 
-void Init(sdk::ModuleContext& context) { g_head = &context.import <modules::HeadApi>("head"); }
+void Init(sdk::ModuleContext& context) {
+  g_head = &context.import_module<modules::HeadApi>("head");
+}
 
 const char* const kImports[] = {"head"};
 const PageApi kPage{"/concurrent-head", &Render};

@@ -30,7 +30,7 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
 }
 
 void Init(sdk::ModuleContext& context) {
-  g_router = &context.import <modules::RouterApi>("router");
+  g_router = &context.import_module<modules::RouterApi>("router");
 }
 
 const char* const kImports[] = {"router"};

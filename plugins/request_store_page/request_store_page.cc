@@ -24,7 +24,7 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
 }
 
 void Init(sdk::ModuleContext& context) {
-  g_store = &context.import <modules::RequestStoreApi>("request-store");
+  g_store = &context.import_module<modules::RequestStoreApi>("request-store");
 }
 
 const char* const kImports[] = {"request-store"};

@@ -17,7 +17,7 @@ std::string Greet(const char* name) {
 }
 
 void Init(modgraph::sdk::ModuleContext& context) {
-  g_head = &context.import <modgraph::modules::HeadApi>("head");
+  g_head = &context.import_module<modgraph::modules::HeadApi>("head");
 }
 
 const char* const kImports[] = {"head"};

@@ -6,7 +6,7 @@
 //
 //   const char* const kImports[] = {"head"};
 //   void Init(modgraph::sdk::ModuleContext& context) {
-//     const HeadApi& head = context.import<HeadApi>("head");  // this environment's head
+//     const HeadApi& head = context.import_module<HeadApi>("head");  // this environment's head
 //   }
 //   MODGRAPH_MODULE(head_probe, {.id = "head-probe", .imports = kImports, .init = &Init});
 //
@@ -71,7 +71,7 @@ class ModuleContext {
   // The API table of `module_id`'s instance in this environment. Throws when the
   // import was not declared or failed (the host has recorded why).
   template <class Api>
-  const Api& import(const char* module_id) const {
+  const Api& import_module(const char* module_id) const {
     const void* api = args_->api->import_module(args_->host, module_id);
     if (api == nullptr) throw HostError(std::string("cannot import ") + module_id);
     return *static_cast<const Api*>(api);
