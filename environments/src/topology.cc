@@ -1,11 +1,10 @@
-// Topology files and built-in topologies; see topology.h.
+// Topology files and loaded topologies; see topology.h.
 #include "modgraph/environments/topology.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
-#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -285,51 +284,6 @@ absl::StatusOr<TopologySpec> LoadTopologyFile(const fs::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return ParseTopology(text.str(), path.string(), fs::absolute(path).parent_path());
-}
-
-// The example application's page plugins (plugins/).
-constexpr std::array<const char*, 4> kExamplePages = {"concurrent-head", "concurrent-router",
-                                                      "request-store-page", "cached-page"};
-
-TopologySpec DevTopology(const fs::path& module_dir) {
-  TopologySpec spec;
-  spec.name = "dev";
-  spec.origin = "built-in";
-  // As in the original dev server: the server entry lives in `node` and imports
-  // head-state and router-state there; pages render in `ssr`, which also loads
-  // i18n-state (and so gets a registered i18n) but not head-state or router-state.
-  spec.environments.push_back({.name = "node",
-                               .mode = EnvironmentMode::kIsolated,
-                               .module_roots = {module_dir},
-                               .entry_modules = {"server-entry"}});
-  std::vector<std::string> ssr_entries = {"i18n-state"};
-  ssr_entries.insert(ssr_entries.end(), kExamplePages.begin(), kExamplePages.end());
-  spec.environments.push_back({.name = "ssr",
-                               .mode = EnvironmentMode::kIsolated,
-                               .module_roots = {module_dir},
-                               .entry_modules = std::move(ssr_entries)});
-  spec.server = {.pages_environment = "ssr",
-                 .entry_environment = "node",
-                 .pages = {kExamplePages.begin(), kExamplePages.end()}};
-  return spec;
-}
-
-TopologySpec ProdTopology(const fs::path& bundle) {
-  TopologySpec spec;
-  spec.name = "prod";
-  spec.origin = "built-in";
-  // One bundle holds every module: each import resolves to its one instance.
-  std::vector<std::string> entries = {"server-entry", "i18n-state"};
-  entries.insert(entries.end(), kExamplePages.begin(), kExamplePages.end());
-  spec.environments.push_back({.name = "prod",
-                               .mode = EnvironmentMode::kBundled,
-                               .module_roots = {bundle.parent_path()},
-                               .bundle = bundle,
-                               .entry_modules = std::move(entries)});
-  spec.server = {.pages_environment = "prod",
-                 .entry_environment = "prod",
-                 .pages = {kExamplePages.begin(), kExamplePages.end()}};
-  return spec;
 }
 
 void OverridePolicy(TopologySpec& spec, Policy policy) {
