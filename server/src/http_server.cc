@@ -16,7 +16,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -48,8 +47,12 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-using Strand = asio::strand<asio::io_context::executor_type>;
-using Socket = tcp::socket::rebind_executor<Strand>::other;
+// One io_context per io thread, each run by its thread alone; a connection lives
+// on one of them. Its code needs no strand, and I/O uses the concrete executor
+// rather than the type-erased any_io_executor.
+using Executor = asio::io_context::executor_type;
+using Socket = tcp::socket::rebind_executor<Executor>::other;
+using Timer = asio::steady_timer::rebind_executor<Executor>::other;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // Request line plus headers, like nginx's large_client_header_buffers (4 x 8 KiB)
@@ -72,7 +75,7 @@ constexpr int kMaxRefusing = 64;
 // First read of a request on an idle connection.
 constexpr std::size_t kFirstRead = 4096;
 
-// Where a connection is. Written on its strand; read under Impl::mu by the
+// Where a connection is. Written on its thread; read under Impl::mu by the
 // acceptor choosing which connection to close at the cap.
 enum class Phase : std::uint8_t {
   kIdle,      // waiting for the first byte of a request
@@ -85,7 +88,7 @@ enum class Phase : std::uint8_t {
 };
 
 // One connection. Everything not marked otherwise is touched only on the
-// connection's strand (the socket's executor).
+// connection's io thread (the socket's executor).
 struct Session {
   explicit Session(Socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
   Socket socket;
@@ -98,7 +101,7 @@ struct Session {
 
   // The phase deadline: a watchdog timer that wakes at `armed_until`, and if
   // `deadline` has passed then, cancels the socket's operations.
-  asio::steady_timer timer;
+  Timer timer;
   Clock::time_point deadline = Clock::time_point::max();
   Clock::time_point armed_until = Clock::time_point::max();
   std::uint64_t arm_generation = 0;
@@ -173,17 +176,30 @@ struct HttpServer::Impl {
   Impl(Options opts, Router r)
       : options(std::move(opts)),
         router(std::move(r)),
-        io(options.threads),
-        control(asio::make_strand(io)),
+        ios(MakeContexts(options.threads)),
+        control(ios.front()->get_executor()),
         acceptor(control),
-        drain_timer(control) {}
+        drain_timer(control) {
+    for (std::size_t i = 1; i < ios.size(); ++i) keep_running.emplace_back(ios[i]->get_executor());
+  }
+
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (int i = 0; i < std::max(n, 1); ++i) out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
 
   Options options;
   Router router;
-  asio::io_context io;
-  Strand control;  // the acceptor's strand; also runs the drain
-  tcp::acceptor::rebind_executor<Strand>::other acceptor;
-  asio::steady_timer drain_timer;  // on `control`
+  // One per io thread. The first also runs the acceptor and the drain.
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  Executor control;  // ios[0]
+  tcp::acceptor::rebind_executor<Executor>::other acceptor;
+  Timer drain_timer;  // on `control`
+  // The other contexts have no acceptor to keep them running while they have
+  // no connection: these do, until the acceptor closes.
+  std::vector<asio::executor_work_guard<Executor>> keep_running;  // on `control`
+  std::size_t next_io = 0;                                        // on `control`
   std::uint16_t port = 0;
   int connection_limit = 0;
   std::atomic<bool> stopping{false};
@@ -220,7 +236,7 @@ struct HttpServer::Impl {
   void Evict(std::shared_ptr<Session> victim);
   void Forget(const std::shared_ptr<Session>& session);
 
-  // Phase deadlines (strand of `session`).
+  // Phase deadlines (on the thread of `session`).
   static void SetDeadline(const std::shared_ptr<Session>& session,
                           std::chrono::milliseconds timeout);
   static void ClearDeadline(Session& session) { session.deadline = Clock::time_point::max(); }
@@ -267,6 +283,9 @@ void HttpServer::Impl::RequestStop() {
   asio::post(control, [this] {
     boost::system::error_code ignored;
     acceptor.close(ignored);
+    // No connection is assigned to another context after this (Accept checks
+    // `stopping` under mu): each ends once its connections have.
+    for (auto& guard : keep_running) guard.reset();
   });
   asio::co_spawn(control, Drain(), asio::detached);
   // A connection with no request in progress is closed now; one with a
@@ -300,7 +319,7 @@ void HttpServer::Impl::Abort() {
     }
   }
   abandoned.fetch_add(in_flight);
-  io.stop();
+  for (auto& io : ios) io->stop();
 }
 
 asio::awaitable<void> HttpServer::Impl::Drain() {
@@ -421,7 +440,10 @@ void HttpServer::Impl::Forget(const std::shared_ptr<Session>& session) {
 
 asio::awaitable<void> HttpServer::Impl::Accept() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kNoThrow);
+    // Connections go to the io threads in turn.
+    asio::io_context& io = *ios[next_io];
+    next_io = (next_io + 1) % ios.size();
+    auto [ec, socket] = co_await acceptor.async_accept(io.get_executor(), kNoThrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       // Out of descriptors: make room as at the cap, say so (once a second),
@@ -444,7 +466,7 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
         fmt::print(stderr, "modgraph server: accept failed: {} ({} connection(s) open)\n",
                    ec.message(), open);
       }
-      asio::steady_timer backoff(control, std::chrono::milliseconds(50));
+      Timer backoff(control, std::chrono::milliseconds(50));
       co_await backoff.async_wait(kNoThrow);
       continue;
     }
@@ -540,7 +562,7 @@ asio::awaitable<Outcome> HttpServer::Impl::Handle(Session& session, Request& req
     // Created outside any context, so a request never inherits another's values.
     RequestContext request_scope =
         run(Context(), [&] { return RequestContext::create(request.id); });
-    // modgraph::co_spawn wraps the strand with the request context: the handler
+    // modgraph::co_spawn wraps the executor with the request context: the handler
     // starts, resumes after every co_await, and completes inside the request scope.
     std::tie(error, response) = co_await run_request(request_scope, [&] {
       return modgraph::co_spawn(session.socket.get_executor(), Invoke(route->handler, request),
@@ -548,7 +570,7 @@ asio::awaitable<Outcome> HttpServer::Impl::Handle(Session& session, Request& req
     });
     session.cancel_handler.slot().clear();
     // The completion may have resumed us inline, still inside the request scope;
-    // hop through the strand so the connection's own code runs in none, and
+    // hop through the executor so the connection's own code runs in none, and
     // while request_scope is still alive.
     co_await asio::post(session.socket.get_executor(), asio::use_awaitable);
   } else {
@@ -629,7 +651,7 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
   beast::flat_buffer buffer;
   for (;;) {
     // RequestStop sees either an idle phase (and closes the socket) or, after
-    // this point, stopping == true: both run on this strand.
+    // this point, stopping == true: both run on this thread.
     EnterPhase(s, Phase::kIdle);
     if (stopping.load() || s.close_after_response) break;
 
@@ -647,8 +669,23 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(options.max_body_bytes);
-    auto [read_error, header_bytes] =
-        co_await http::async_read_header(s.socket, buffer, parser, kNoThrow);
+    // Usually the whole head is in the buffer already: parse it here rather
+    // than through async_read_header, which would complete through a post.
+    boost::system::error_code read_error;
+    while (!parser.is_header_done() && buffer.size() > 0) {
+      const std::size_t used = parser.put(buffer.data(), read_error);
+      buffer.consume(used);
+      if (read_error == http::error::need_more) {
+        read_error = {};
+        break;
+      }
+      if (read_error || used == 0) break;
+    }
+    if (!read_error && !parser.is_header_done()) {
+      auto [header_error, header_bytes] =
+          co_await http::async_read_header(s.socket, buffer, parser, kNoThrow);
+      read_error = header_error;
+    }
     const char* late = "headers";
     std::chrono::milliseconds late_limit = options.header_timeout;
     if (!read_error && !parser.is_done()) {
@@ -789,11 +826,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options, R
 
   Impl& self = *impl;
   asio::co_spawn(self.control, self.Accept(), asio::detached);
-  for (int i = 0; i < self.options.threads; ++i) {
-    self.threads.emplace_back([&self] {
+  for (const std::unique_ptr<asio::io_context>& context : self.ios) {
+    self.threads.emplace_back([&self, &io = *context] {
       for (;;) {
         try {
-          self.io.run();
+          io.run();
           return;
         } catch (const std::exception& e) {
           // A handler escaped Asio; keep the thread serving the others.

@@ -11,7 +11,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -71,24 +70,23 @@ Slot& slot() {
   return g_module_default;
 }
 
-using Strand = asio::strand<asio::io_context::executor_type>;
-
-// The strand a server coroutine runs on, under the request scope's wrapper (if
-// any). Open() posts to the strand itself rather than to a copy of the
-// coroutine's any_io_executor: copies of that shared, type-erased executor
-// dropped on two threads trip ThreadSanitizer (Asio frees it after a fence
-// TSan does not model).
-Strand StrandOf(const asio::any_io_executor& executor) {
-  if (const auto* wrapped = executor.target<ContextExecutor<Strand>>()) {
+// The io_context executor a server coroutine runs on (each connection lives
+// on one io thread's io_context), under the request scope's wrapper (if any).
+// Open() posts to it rather than to a copy of the coroutine's any_io_executor:
+// copies of that shared, type-erased executor dropped on two threads trip
+// ThreadSanitizer (Asio frees it after a fence TSan does not model).
+using IoExecutor = asio::io_context::executor_type;
+IoExecutor IoExecutorOf(const asio::any_io_executor& executor) {
+  if (const auto* wrapped = executor.target<ContextExecutor<IoExecutor>>()) {
     return wrapped->get_inner_executor();
   }
-  const Strand* strand = executor.target<Strand>();
-  if (strand == nullptr) throw std::logic_error("Gate: not running on a server strand");
-  return *strand;
+  const IoExecutor* inner = executor.target<IoExecutor>();
+  if (inner == nullptr) throw std::logic_error("Gate: not running on a server io thread");
+  return *inner;
 }
 
 // Wakes coroutines waiting on it from any thread: each waiter parks on a timer
-// that Open() cancels on the waiter's strand.
+// that Open() cancels on the waiter's io thread.
 class Gate {
  public:
   asio::awaitable<void> Wait() {
@@ -97,7 +95,7 @@ class Gate {
     {
       std::lock_guard lock(mu_);
       if (open_) co_return;
-      waiters_.push_back({StrandOf(executor), &timer});
+      waiters_.push_back({IoExecutorOf(executor), &timer});
     }
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -108,13 +106,13 @@ class Gate {
       open_ = true;
       waiters.swap(waiters_);
     }
-    // On the waiter's strand, so it runs after the waiter has suspended.
-    for (Waiter& w : waiters) asio::post(w.strand, [timer = w.timer] { timer->cancel(); });
+    // On the waiter's thread, so it runs after the waiter has suspended.
+    for (Waiter& w : waiters) asio::post(w.executor, [timer = w.timer] { timer->cancel(); });
   }
 
  private:
   struct Waiter {
-    Strand strand;
+    IoExecutor executor;
     asio::steady_timer* timer;
   };
   std::mutex mu_;

@@ -68,8 +68,10 @@ class HttpServer {
     std::string address = "127.0.0.1";
     // 0 picks a free port; port() reports it.
     std::uint16_t port = 0;
-    // io_context threads. 1 serves like Node; with more, each connection runs
-    // on its own strand and requests of different connections run in parallel.
+    // io threads, each running its own io_context. 1 serves like Node; with
+    // more, connections are spread over the threads as they are accepted, so
+    // requests of different connections run in parallel, and each connection
+    // stays on its thread (its requests run in order, without a strand).
     int threads = 1;
     // Off only for benchmarks that measure the request scope's cost: handlers
     // then run with no request scope at all (Request::id is still set).
