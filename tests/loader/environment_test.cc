@@ -148,9 +148,9 @@ TEST_F(EnvironmentTest, UnloadRemovesTheInstanceItsImportersAndTheirCopies) {
 // An environment name ends up in instance names, copy file names and report
 // lines: a newline or a control character would split or forge them.
 TEST_F(EnvironmentTest, EnvironmentNamesArePrintableAndShort) {
-  for (const std::string& name : {std::string("ssr\nfake-line"), std::string("a\x01b"),
-                                  std::string(300, 'e'), std::string("a#b"), std::string("a/b"),
-                                  std::string("a b"), std::string("")}) {
+  for (const std::string& name :
+       {std::string("ssr\nfake-line"), std::string("a\x01b"), std::string(300, 'e'),
+        std::string("a#b"), std::string("a/b"), std::string("a b"), std::string("")}) {
     SCOPED_TRACE(name.substr(0, 20));
     auto env = Environment::Create({.name = name, .module_roots = {kModuleDir}}, loader_);
     ASSERT_FALSE(env.ok());
