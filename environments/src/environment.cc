@@ -150,12 +150,11 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
                                                                  LibraryLoader& loader) {
   // The name goes into instance names (`ssr#head`), copy file names and every
   // report line: printable, short, no separators.
-  const bool valid_name =
-      !spec.name.empty() && spec.name.size() <= 64 &&
-      std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '-' || c == '_' || c == '.';
-      });
+  const bool valid_name = !spec.name.empty() && spec.name.size() <= 64 &&
+                          std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                          });
   if (!valid_name) {
     std::string shown = spec.name.substr(0, 64);
     for (char& c : shown) {
