@@ -150,24 +150,33 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
                                                                  LibraryLoader& loader) {
   // The name goes into instance names (`ssr#head`), copy file names and every
   // report line: printable, short, no separators.
-  const auto allowed = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
-  };
-  const auto bad = std::find_if_not(spec.name.begin(), spec.name.end(), allowed);
-  if (spec.name.empty() || spec.name.size() > 64 || bad != spec.name.end()) {
+  const bool valid_name = !spec.name.empty() && spec.name.size() <= 64 &&
+                          std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                          });
+  if (!valid_name) {
     std::string shown = spec.name.substr(0, 64);
     for (char& c : shown) {
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     }
-    const unsigned char first = bad == spec.name.end() ? 0 : static_cast<unsigned char>(*bad);
-    const std::string why =
-        spec.name.empty()               ? "it is empty"
-        : spec.name.size() > 64         ? fmt::format("it is {} bytes long", spec.name.size())
-        : first < 0x20 || first >= 0x7f ? fmt::format("it contains the byte 0x{:02x}", first)
-                                        : fmt::format("it contains '{}'", static_cast<char>(first));
+    // Name the first character that is not allowed, when it is printable.
+    std::string why = spec.name.empty()       ? " (empty)"
+                      : spec.name.size() > 64 ? fmt::format(" ({} bytes)", spec.name.size())
+                                              : "";
+    for (char c : spec.name) {
+      const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+      if (allowed) continue;
+      if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) {
+        why = fmt::format(" ('{}' is not allowed)", c);
+      } else {
+        why = " (a control character is not allowed)";
+      }
+      break;
+    }
     return absl::InvalidArgumentError(fmt::format(
-        "environment name '{}' is not valid: {}; use 1 to 64 letters, digits, '-', '_' or '.' "
+        "environment name '{}'{} is not valid: use 1 to 64 letters, digits, '-', '_' or '.' "
         "(it names instances, e.g. 'ssr#head', and copy files); rename it",
         shown, why));
   }
