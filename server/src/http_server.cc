@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -22,6 +23,7 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -162,6 +164,42 @@ Request to_request(const http::request<http::string_body>& message, std::uint64_
 }
 
 std::int64_t ms(std::chrono::milliseconds d) { return d.count(); }
+
+// Whether a response's head is the plain one AppendResponseHead writes: a
+// status Beast knows by name that carries a Content-Length (not 1xx, 204, 304).
+bool HasPlainHead(int status) {
+  const http::status known = http::int_to_status(static_cast<unsigned>(status));
+  return known != http::status::unknown && status >= 200 && status != 204 && status != 304;
+}
+
+// The head Beast's serializer writes for a response with the server's fields
+// (Server, Content-Type, Allow if any, Connection as keep_alive() sets it for
+// the version, Content-Length), appended to `out`.
+void AppendResponseHead(std::string& out, unsigned version, int status,
+                        std::string_view content_type, std::string_view allow, bool keep_alive,
+                        std::size_t content_length) {
+  char digits[24];
+  out += "HTTP/";
+  out += static_cast<char>('0' + version / 10);
+  out += '.';
+  out += static_cast<char>('0' + version % 10);
+  out += ' ';
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, status).ptr);
+  out += ' ';
+  const beast::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: modgraph\r\nContent-Type: ";
+  out += content_type;
+  if (!allow.empty()) {
+    out += "\r\nAllow: ";
+    out += allow;
+  }
+  if (version >= 11 && !keep_alive) out += "\r\nConnection: close";
+  if (version < 11 && keep_alive) out += "\r\nConnection: keep-alive";
+  out += "\r\nContent-Length: ";
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, content_length).ptr);
+  out += "\r\n\r\n";
+}
 
 // What the server answers for one request, beyond the handler's response.
 struct Outcome {
@@ -649,6 +687,7 @@ asio::awaitable<void> HttpServer::Impl::Linger(const std::shared_ptr<Session>& s
 asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) {
   Session& s = *session;
   beast::flat_buffer buffer;
+  std::string reply_head;  // reused by every response on this connection
   for (;;) {
     // RequestStop sees either an idle phase (and closes the socket) or, after
     // this point, stopping == true: both run on this thread.
@@ -734,17 +773,35 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     EnterPhase(s, Phase::kWriting);
     const bool keep_alive =
         message.keep_alive() && !outcome.close && !stopping.load() && !s.close_after_response;
-    http::response<http::string_body> reply{static_cast<http::status>(outcome.response.status),
-                                            message.version()};
-    reply.set(http::field::server, "modgraph");
-    reply.set(http::field::content_type, outcome.response.content_type);
-    if (!outcome.allow.empty()) reply.set(http::field::allow, outcome.allow);
-    reply.keep_alive(keep_alive);
-    reply.body() = std::move(outcome.response.body);
-    reply.prepare_payload();
-    if (message.method() == http::verb::head) reply.body().clear();  // length stays
+    const bool head = message.method() == http::verb::head;
     SetDeadline(session, options.write_timeout);
-    auto [write_error, written] = co_await http::async_write(s.socket, reply, kNoThrow);
+    boost::system::error_code write_error;
+    if (HasPlainHead(outcome.response.status)) {
+      // The head written by hand into a buffer the connection keeps (Beast's
+      // serializer costs more than the rest of the write here), byte for byte
+      // what Beast writes for it; the body is written from the response.
+      reply_head.clear();
+      AppendResponseHead(reply_head, message.version(), outcome.response.status,
+                         outcome.response.content_type, outcome.allow, keep_alive,
+                         outcome.response.body.size());
+      const std::array<asio::const_buffer, 2> parts{
+          asio::buffer(reply_head),
+          head ? asio::const_buffer() : asio::buffer(outcome.response.body)};
+      auto [error, written] = co_await asio::async_write(s.socket, parts, kNoThrow);
+      write_error = error;
+    } else {
+      http::response<http::string_body> reply{static_cast<http::status>(outcome.response.status),
+                                              message.version()};
+      reply.set(http::field::server, "modgraph");
+      reply.set(http::field::content_type, outcome.response.content_type);
+      if (!outcome.allow.empty()) reply.set(http::field::allow, outcome.allow);
+      reply.keep_alive(keep_alive);
+      reply.body() = std::move(outcome.response.body);
+      reply.prepare_payload();
+      if (head) reply.body().clear();  // length stays
+      auto [error, written] = co_await http::async_write(s.socket, reply, kNoThrow);
+      write_error = error;
+    }
     if (write_error) break;
     if (outcome.close) {
       // Malformed: the rest of what the client sent is not trusted.
