@@ -152,7 +152,9 @@ Request to_request(const http::request<http::string_body>& message, std::uint64_
   request.id = id;
   for (const auto& field : message) {
     std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // field names are ASCII
+    }
     auto [it, inserted] = request.headers.try_emplace(std::move(name), field.value());
     if (!inserted) {
       it->second += ", ";
@@ -276,19 +278,22 @@ struct HttpServer::Impl {
 
   // Phase deadlines (on the thread of `session`).
   static void SetDeadline(const std::shared_ptr<Session>& session,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout, Clock::time_point now = Clock::now());
   static void ClearDeadline(Session& session) { session.deadline = Clock::time_point::max(); }
   static void ArmWatchdog(const std::shared_ptr<Session>& session, Clock::time_point at);
-  static void EnterPhase(Session& session, Phase phase) {
+  // Returns the time it read, for a deadline set at the same moment.
+  static Clock::time_point EnterPhase(Session& session, Phase phase) {
+    const Clock::time_point now = Clock::now();
     session.phase.store(phase, std::memory_order_relaxed);
-    session.waiting_since.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    session.waiting_since.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    return now;
   }
 };
 
 void HttpServer::Impl::SetDeadline(const std::shared_ptr<Session>& session,
-                                   std::chrono::milliseconds timeout) {
+                                   std::chrono::milliseconds timeout, Clock::time_point now) {
   session->timed_out = false;
-  session->deadline = Clock::now() + timeout;
+  session->deadline = now + timeout;
   // The watchdog only moves earlier: a later deadline is found when it wakes.
   if (session->deadline < session->armed_until) ArmWatchdog(session, session->deadline);
 }
@@ -691,11 +696,11 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
   for (;;) {
     // RequestStop sees either an idle phase (and closes the socket) or, after
     // this point, stopping == true: both run on this thread.
-    EnterPhase(s, Phase::kIdle);
+    const Clock::time_point idle_since = EnterPhase(s, Phase::kIdle);
     if (stopping.load() || s.close_after_response) break;
 
     if (buffer.size() == 0) {
-      SetDeadline(session, options.idle_timeout);
+      SetDeadline(session, options.idle_timeout, idle_since);
       auto [idle_error, n] =
           co_await s.socket.async_read_some(buffer.prepare(kFirstRead), kNoThrow);
       buffer.commit(n);
@@ -703,8 +708,7 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
       if (idle_error) break;
     }
 
-    EnterPhase(s, Phase::kHeader);
-    SetDeadline(session, options.header_timeout);
+    SetDeadline(session, options.header_timeout, EnterPhase(s, Phase::kHeader));
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(options.max_body_bytes);
@@ -770,11 +774,11 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     requests.fetch_add(1, std::memory_order_relaxed);
     Outcome outcome = co_await Handle(s, request);
 
-    EnterPhase(s, Phase::kWriting);
+    const Clock::time_point writing_since = EnterPhase(s, Phase::kWriting);
     const bool keep_alive =
         message.keep_alive() && !outcome.close && !stopping.load() && !s.close_after_response;
     const bool head = message.method() == http::verb::head;
-    SetDeadline(session, options.write_timeout);
+    SetDeadline(session, options.write_timeout, writing_since);
     boost::system::error_code write_error;
     if (HasPlainHead(outcome.response.status)) {
       // The head written by hand into a buffer the connection keeps (Beast's
