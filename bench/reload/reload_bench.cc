@@ -27,8 +27,8 @@
 #include "modgraph/environments/watcher.h"
 #include "modgraph/loader/preflight.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/load_client.h"
 #include "modgraph/server/page_host.h"
+#include "modgraph/testing/load_client.h"
 
 namespace modgraph {
 namespace {
@@ -85,7 +85,7 @@ class LoadedServer {
         std::vector<std::string> targets;
         for (int i = 0; i < clients * 4; ++i) targets.push_back("/stress?id=1&delay_ms=1");
         while (!stop_.load()) {
-          (void)server::RunLoad({.port = server_->port(), .connections = clients}, targets);
+          (void)testing::RunLoad({.port = server_->port(), .connections = clients}, targets);
         }
       });
     }
@@ -104,7 +104,7 @@ class LoadedServer {
   void WaitServing(std::string_view version) {
     const std::string wanted = fmt::format("{} req-", version);
     for (;;) {
-      auto page = server::Fetch(server_->port(), "/stress?id=2");
+      auto page = testing::Fetch(server_->port(), "/stress?id=2");
       if (page.ok() && page->body.find(wanted) != std::string::npos) return;
     }
   }

@@ -12,9 +12,10 @@
 #include <filesystem>
 #include <string>
 
+#include "modgraph/example/topologies.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/load_client.h"
 #include "modgraph/server/page_host.h"
+#include "modgraph/testing/load_client.h"
 #include "modgraph/testing/testkit.h"
 
 namespace modgraph {
@@ -31,7 +32,7 @@ void Drive(benchmark::State& state, std::uint16_t port) {
   const std::vector<std::string> targets(kRequestsPerIteration, "/concurrent-head?id=7");
   std::vector<std::int64_t> p50, p99;
   for (auto _ : state) {
-    auto report = server::RunLoad({.port = port, .connections = kConnections}, targets);
+    auto report = testing::RunLoad({.port = port, .connections = kConnections}, targets);
     if (!report.ok() || report->failures() > 0) {
       state.SkipWithError("load run failed");
       return;
@@ -47,8 +48,8 @@ void Drive(benchmark::State& state, std::uint16_t port) {
 }
 
 void BM_Modgraph(benchmark::State& state, bool prod, bool context) {
-  auto topology =
-      testing::LoadForTest(prod ? ProdTopology(kBundle) : DevTopology(kModuleDir), Policy::kAuto);
+  auto topology = testing::LoadForTest(
+      prod ? example::ProdTopology(kBundle) : example::DevTopology(kModuleDir), Policy::kAuto);
   auto pages = server::PageHost::Create(**topology);
   auto server = server::HttpServer::Start({.context_enabled = context},
                                           (*pages)->MakeRouter(server::PageHost::YieldOnce));

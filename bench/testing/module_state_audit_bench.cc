@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 
+#include "modgraph/example/topologies.h"
 #include "modgraph/modules/head.h"
 #include "modgraph/testing/module_state_audit.h"
 #include "modgraph/testing/testkit.h"
@@ -16,9 +17,9 @@ namespace modgraph::testing {
 namespace {
 
 std::unique_ptr<Topology> Load(bool prod) {
-  auto topology = LoadForTest(
-      prod ? ProdTopology(MODGRAPH_BENCH_BUNDLE) : DevTopology(MODGRAPH_BENCH_MODULE_DIR),
-      Policy::kAuto);
+  auto topology = LoadForTest(prod ? example::ProdTopology(MODGRAPH_BENCH_BUNDLE)
+                                   : example::DevTopology(MODGRAPH_BENCH_MODULE_DIR),
+                              Policy::kAuto);
   if (!topology.ok()) std::abort();
   return *std::move(topology);
 }

@@ -9,13 +9,11 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -98,24 +96,6 @@ InitialisedFiles& TheInitialisedFiles() {
 }
 
 // The hex SHA-256 of a file's bytes (OpenSSL), or "" if it cannot be read.
-std::string Sha256Of(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    if (EVP_DigestUpdate(ctx.get(), buffer, static_cast<std::size_t>(in.gcount())) != 1) return {};
-    if (!in) break;
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1) return {};
-  std::string hex;
-  for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
-}
-
 // A loaded library whose code identity is recorded (code_identity.h) until it
 // closes: forgotten first, then closed (another library may take its address).
 struct IdentifiedLibrary {
@@ -132,7 +112,7 @@ std::shared_ptr<LoadedLibrary> Identify(std::shared_ptr<LoadedLibrary> library) 
       library->descriptors().empty() ? nullptr : LoadBaseOf(library->descriptors().front());
   if (base != nullptr) {
     identified->base = base;
-    context_internal::RecordCodeIdentity(base, Sha256Of(library->loaded_path()));
+    context_internal::RecordCodeIdentity(base, library->content_sha256());
   }
   LoadedLibrary* raw = library.get();
   identified->library = std::move(library);

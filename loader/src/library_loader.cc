@@ -13,11 +13,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/openat2.h>
+#include <openssl/evp.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -98,6 +98,19 @@ absl::Status InspectionFailed(const absl::Status& why, std::string_view environm
 }
 
 }  // namespace
+
+// SHA-256 (FIPS 180-4) of `bytes`, as lower-case hex (OpenSSL's EVP).
+static std::string Sha256Hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) != 1) return {};
+  std::string hex;
+  hex.reserve(2 * size);
+  for (unsigned int i = 0; i < size; ++i) {
+    fmt::format_to(std::back_inserter(hex), "{:02x}", digest[i]);
+  }
+  return hex;
+}
 
 LibraryLoader::LibraryLoader() : LibraryLoader(Options{}) {}
 
@@ -289,6 +302,9 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
 
   std::shared_ptr<LoadedLibrary> loaded(new LoadedLibrary());
   loaded->source_ = source;
+  // From the bytes in hand: reading the copy again would cost a second pass
+  // over every file, and in kNone mode the path may name other bytes by now.
+  loaded->content_sha256_ = Sha256Hex(*bytes);
   switch (options_.copy_mode) {
     case CopyMode::kTempFile: {
       absl::StatusOr<fs::path> copy = MakeTempCopy(*bytes, request);

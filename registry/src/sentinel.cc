@@ -35,8 +35,10 @@ struct Sentinel::State {
     std::string target_library;
     SlotSite target;
   };
-  std::multimap<std::string, InstanceSite, std::less<>> instances;  // by library; sites_mutex
-  std::vector<Registration> registrations;                          // sites_mutex
+  // Library → instance name → site (a bundle's copy holds thousands of
+  // instances: unwatching one must not scan its siblings); sites_mutex.
+  std::map<std::string, std::map<std::string, InstanceSite, std::less<>>, std::less<>> instances;
+  std::vector<Registration> registrations;  // sites_mutex
 
   mutable std::mutex events_mutex;
   std::vector<FallbackHit> hits;
@@ -100,14 +102,15 @@ void Sentinel::SetFixingProviders(void* const* slot_key, std::vector<std::string
 
 void Sentinel::WatchInstance(std::string library, InstanceSite site) {
   std::unique_lock lock(state_->sites_mutex);
-  state_->instances.emplace(std::move(library), std::move(site));
+  std::string name = site.instance;
+  state_->instances[std::move(library)].insert_or_assign(std::move(name), std::move(site));
 }
 
 void Sentinel::UnwatchInstance(std::string_view library, std::string_view instance) {
   std::unique_lock lock(state_->sites_mutex);
-  auto [first, last] = state_->instances.equal_range(library);
-  for (auto it = first; it != last;) {
-    it = it->second.instance == instance ? state_->instances.erase(it) : std::next(it);
+  if (auto it = state_->instances.find(library); it != state_->instances.end()) {
+    if (auto site = it->second.find(instance); site != it->second.end()) it->second.erase(site);
+    if (it->second.empty()) state_->instances.erase(it);
   }
   // Registrations on it go with it; its own registrations on others are
   // revoked through UnwatchRegistration.
@@ -143,9 +146,10 @@ void Sentinel::OnLostContext(const void* anchor, const char* module_id, const ch
     std::shared_lock lock(state_->sites_mutex);
     // The instances loaded from the caller's copy (one, or a bundle's several).
     std::vector<const InstanceSite*> candidates;
-    auto [first, last] = state_->instances.equal_range(lost.library);
-    for (auto it = first; it != last; ++it) {
-      if (module_id == nullptr || it->second.module == module_id) candidates.push_back(&it->second);
+    if (auto it = state_->instances.find(lost.library); it != state_->instances.end()) {
+      for (const auto& [name, site] : it->second) {
+        if (module_id == nullptr || site.module == module_id) candidates.push_back(&site);
+      }
     }
     // A provider's accessor: the registration it made for this slot.
     const State::Registration* registration = nullptr;

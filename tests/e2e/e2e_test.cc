@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 
+#include "modgraph/example/topologies.h"
 #include "modgraph/registry/sentinel.h"
+#include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/load_client.h"
 #include "modgraph/server/page_host.h"
+#include "modgraph/testing/load_client.h"
 #include "modgraph/testing/testkit.h"
 
 namespace modgraph {
@@ -32,8 +34,8 @@ struct Case {
 class ServedTopology {
  public:
   ServedTopology(const Case& c, std::size_t parties) : barrier_(parties) {
-    auto topology =
-        testing::LoadForTest(c.prod ? ProdTopology(kBundle) : DevTopology(kModuleDir), c.policy);
+    auto topology = testing::LoadForTest(
+        c.prod ? example::ProdTopology(kBundle) : example::DevTopology(kModuleDir), c.policy);
     EXPECT_TRUE(topology.ok()) << topology.status();
     topology_ = *std::move(topology);
     auto pages = server::PageHost::Create(*topology_);
@@ -47,24 +49,24 @@ class ServedTopology {
   }
   ~ServedTopology() { server_->Stop(); }
 
-  std::vector<server::LoadResult> Fire(const std::vector<std::string>& targets) {
-    auto report = server::RunLoad(
+  std::vector<testing::LoadResult> Fire(const std::vector<std::string>& targets) {
+    auto report = testing::RunLoad(
         {.port = server_->port(), .connections = static_cast<int>(targets.size())}, targets);
     EXPECT_TRUE(report.ok()) << report.status();
-    for (const server::LoadResult& result : report->results)
+    for (const testing::LoadResult& result : report->results)
       EXPECT_TRUE(result.ok()) << result.error;
     return report->results;
   }
 
  private:
-  testing::ArrivalBarrier barrier_;
+  server::ArrivalBarrier barrier_;
   std::unique_ptr<Topology> topology_;
   std::unique_ptr<server::PageHost> pages_;
   std::unique_ptr<server::HttpServer> server_;
 };
 
 // Responses that carry another request's title (or lack their own).
-int ForeignTitles(const std::vector<server::LoadResult>& results) {
+int ForeignTitles(const std::vector<testing::LoadResult>& results) {
   int foreign = 0;
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (results[i].body.find(fmt::format("<title>req-{}</title>", i)) == std::string::npos) {

@@ -7,6 +7,7 @@
 
 #include "modgraph/context/request_context.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/example/topologies.h"
 #include "modgraph/modules/head.h"
 #include "test_paths.h"
 
@@ -105,7 +106,7 @@ TEST_F(EnvironmentTest, BundleGivesEveryImportTheOneInstance) {
 }
 
 TEST_F(EnvironmentTest, ProdTopologyLoadsTheFrameworkBundleAsOneLibrary) {
-  auto topology = Topology::Create(ProdTopology(kBundle), {.temp_root = scratch_.path()});
+  auto topology = Topology::Create(example::ProdTopology(kBundle), {.temp_root = scratch_.path()});
   ASSERT_TRUE(topology.ok()) << topology.status();
   EXPECT_TRUE((*topology)->LoadEntries().empty());
   Environment* prod = (*topology)->environment("prod");

@@ -9,6 +9,7 @@
 #include "modgraph/context/request_context.h"
 #include "modgraph/environments/environment.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/example/topologies.h"
 #include "modgraph/loader/preflight.h"
 #include "modgraph/modules/head.h"
 #include "test_paths.h"
@@ -203,7 +204,7 @@ TEST_F(ReloadTest, ACopyWhoseThreadsMayStillRunIsNotClosed) {
 TEST_F(ReloadTest, UnloadThenImportUnderAutoBringsTheProvidersBack) {
   auto topology = Topology::Create(
       [] {
-        TopologySpec spec = DevTopology(kModuleDir);
+        TopologySpec spec = example::DevTopology(kModuleDir);
         OverridePolicy(spec, Policy::kAuto);
         return spec;
       }(),
@@ -240,7 +241,8 @@ TEST_F(ReloadTest, UnloadingAProviderUnderAutoReimportsIt) {
 // The bundle reloads as one library: every instance is re-created, and the
 // registrations inside it follow.
 TEST_F(ReloadTest, ABundledReloadRecreatesEveryInstance) {
-  auto topology = Topology::Create(ProdTopology(testing::kBundle), {.temp_root = scratch_.path()});
+  auto topology =
+      Topology::Create(example::ProdTopology(testing::kBundle), {.temp_root = scratch_.path()});
   ASSERT_TRUE(topology.ok()) << topology.status();
   ASSERT_TRUE((*topology)->LoadEntries().empty());
   Environment* prod = (*topology)->environment("prod");

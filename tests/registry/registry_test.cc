@@ -13,6 +13,7 @@
 
 #include "modgraph/context/asio.h"
 #include "modgraph/context/request_context.h"
+#include "modgraph/example/topologies.h"
 #include "modgraph/modules/head.h"
 #include "modgraph/modules/router.h"
 #include "topology_fixture.h"
@@ -196,7 +197,7 @@ TEST(RegistryTest, UnloadingTheProviderShowsItsTargetUnregistered) {
 }
 
 TEST(RegistryTest, TopologyProvidersTableNamesAProviderBeforeItIsLoaded) {
-  TopologySpec spec = DevTopology(kModuleDir);
+  TopologySpec spec = example::DevTopology(kModuleDir);
   spec.environments.erase(spec.environments.begin());  // only ssr: head-state never loads
   spec.providers["head"] = {"head-state"};
   auto ssr_only = LoadTopology(spec, Policy::kAuto);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/string_view.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/example/topologies.h"
 #include "modgraph/registry/sentinel.h"
 
 namespace absl {
@@ -31,10 +32,10 @@ inline std::unique_ptr<Topology> LoadTopology(TopologySpec spec, Policy policy) 
 }
 
 inline std::unique_ptr<Topology> Dev(Policy policy) {
-  return LoadTopology(DevTopology(kModuleDir), policy);
+  return LoadTopology(example::DevTopology(kModuleDir), policy);
 }
 inline std::unique_ptr<Topology> Prod(Policy policy = Policy::kWarn) {
-  return LoadTopology(ProdTopology(kBundle), policy);
+  return LoadTopology(example::ProdTopology(kBundle), policy);
 }
 
 template <class Api>

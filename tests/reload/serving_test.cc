@@ -11,7 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <thread>
 
-#include "modgraph/server/load_client.h"
+#include "modgraph/example/topologies.h"
+#include "modgraph/testing/load_client.h"
 #include "reload_fixture.h"
 
 namespace modgraph {
@@ -30,7 +31,7 @@ using ::testing::Not;
 namespace fs = std::filesystem;
 
 std::string Get(std::uint16_t port, int id) {
-  absl::StatusOr<server::LoadResult> page = server::Fetch(port, fmt::format("/stress?id={}", id));
+  absl::StatusOr<testing::LoadResult> page = testing::Fetch(port, fmt::format("/stress?id={}", id));
   if (!page.ok()) return std::string(page.status().message());
   return fmt::format("{} {}", page->status, page->body);
 }
@@ -127,7 +128,7 @@ TEST(PageHostReloadTest, ARequestInFlightFinishesOnTheCopyItStartedWith) {
   const std::uint16_t port = (*server)->port();
   std::string parked;
   std::thread client([&] {
-    auto page = server::Fetch(port, "/stress?id=7&wait=1");
+    auto page = testing::Fetch(port, "/stress?id=7&wait=1");
     parked = page.ok() ? page->body : std::string(page.status().message());
   });
   gate.WaitArrived(1);
@@ -191,7 +192,7 @@ TEST_P(WatchedDevTest, AHeadRebuildIsReloadedEverywhereAndTheRegistryShown) {
       scratch.Put(entry.path(), entry.path().filename().string());
     }
   }
-  TopologySpec spec = DevTopology(scratch.root());
+  TopologySpec spec = example::DevTopology(scratch.root());
   OverridePolicy(spec, GetParam());
   auto topology = Topology::Create(std::move(spec), {.temp_root = scratch.copies()});
   ASSERT_TRUE(topology.ok()) << topology.status();

@@ -13,7 +13,7 @@
 #include <set>
 #include <thread>
 
-#include "modgraph/server/load_client.h"
+#include "modgraph/testing/load_client.h"
 #include "reload_fixture.h"
 
 namespace modgraph {
@@ -100,7 +100,7 @@ TEST(ReloadStressTest, RequestsInFlightThroughAHundredReloadsEveryFifthBroken) {
       for (int i = 0; i < kInFlight; ++i) {
         targets.push_back(fmt::format("/stress?id={}&delay_ms=1", next_id++));
       }
-      absl::StatusOr<server::LoadReport> report = server::RunLoad(
+      absl::StatusOr<testing::LoadReport> report = testing::RunLoad(
           {.port = served.port(), .connections = kInFlight, .timeout = std::chrono::minutes(5)},
           targets);
       if (!report.ok()) {
@@ -109,7 +109,7 @@ TEST(ReloadStressTest, RequestsInFlightThroughAHundredReloadsEveryFifthBroken) {
         continue;
       }
       for (std::size_t i = 0; i < report->results.size(); ++i) {
-        const server::LoadResult& result = report->results[i];
+        const testing::LoadResult& result = report->results[i];
         ++tally.responses;
         if (!result.ok()) {
           ++tally.failures;
@@ -153,7 +153,7 @@ TEST(ReloadStressTest, RequestsInFlightThroughAHundredReloadsEveryFifthBroken) {
   EXPECT_EQ(tally.non_200, 0u) << ::testing::PrintToString(tally.samples);
   EXPECT_EQ(tally.failures, 0u) << ::testing::PrintToString(tally.samples);
   // The last good build (v2, reload 99; the 100th was broken) serves.
-  absl::StatusOr<server::LoadResult> last = server::Fetch(served.port(), "/stress?id=0");
+  absl::StatusOr<testing::LoadResult> last = testing::Fetch(served.port(), "/stress?id=0");
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_THAT(last->body, HasSubstr("v2 req-0"));
   RecordProperty("responses", static_cast<int>(tally.responses));

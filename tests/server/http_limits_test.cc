@@ -23,7 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/load_client.h"
+#include "modgraph/testing/load_client.h"
 #include "raw_client.h"
 
 namespace modgraph::server {
@@ -34,7 +34,9 @@ using std::chrono::milliseconds;
 using test::RawClient;
 using ::testing::AllOf;
 using ::testing::EndsWith;
+using testing::Fetch;
 using ::testing::HasSubstr;
+using testing::LoadResult;
 using ::testing::Not;
 using ::testing::StartsWith;
 

@@ -36,12 +36,17 @@
 #include "modgraph/context/asio.h"
 #include "modgraph/context/request_context.h"
 #include "modgraph/context/request_store.h"
-#include "modgraph/server/load_client.h"
+#include "modgraph/testing/load_client.h"
 
 namespace modgraph::server {
 namespace {
 
 namespace asio = boost::asio;
+using testing::Fetch;
+using testing::kMaxLoadConnections;
+using testing::LoadReport;
+using testing::LoadResult;
+using testing::RunLoad;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using std::chrono::microseconds;

@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "modgraph/example/topologies.h"
 #include "modgraph/registry/sentinel.h"
+#include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/load_client.h"
 #include "modgraph/server/page_host.h"
+#include "modgraph/testing/load_client.h"
 #include "modgraph/testing/testkit.h"
 
 namespace modgraph {
@@ -29,7 +31,7 @@ constexpr auto kPatience = std::chrono::seconds(60);
 class ServedDev {
  public:
   ServedDev(Policy policy, int threads, server::PageHost::WorkFactory work) {
-    auto topology = testing::LoadForTest(DevTopology(kModuleDir), policy);
+    auto topology = testing::LoadForTest(example::DevTopology(kModuleDir), policy);
     EXPECT_TRUE(topology.ok()) << topology.status();
     topology_ = *std::move(topology);
     auto pages = server::PageHost::Create(*topology_);
@@ -50,12 +52,12 @@ class ServedDev {
   std::unique_ptr<server::HttpServer> server_;
 };
 
-std::vector<server::LoadResult> Fire(std::uint16_t port, const std::vector<std::string>& targets,
-                                     int connections) {
+std::vector<testing::LoadResult> Fire(std::uint16_t port, const std::vector<std::string>& targets,
+                                      int connections) {
   auto report =
-      server::RunLoad({.port = port, .connections = connections, .timeout = kPatience}, targets);
+      testing::RunLoad({.port = port, .connections = connections, .timeout = kPatience}, targets);
   EXPECT_TRUE(report.ok()) << report.status();
-  return report.ok() ? report->results : std::vector<server::LoadResult>();
+  return report.ok() ? report->results : std::vector<testing::LoadResult>();
 }
 
 std::vector<int> TitleIds(const std::string& body) {
@@ -81,11 +83,11 @@ TEST(PageServer, DevWarnOnTwoThreadsUnderLoadLeaksTitlesButNeverCorruptsState) {
     targets.push_back(i % 2 == 0 ? fmt::format("/concurrent-head?id={}", i)
                                  : fmt::format("/concurrent-router?id={}", i));
   }
-  const std::vector<server::LoadResult> results = Fire(served.port(), targets, 16);
+  const std::vector<testing::LoadResult> results = Fire(served.port(), targets, 16);
   ASSERT_EQ(results.size(), targets.size());
   int foreign = 0;
   for (int i = 0; i < kRequests; ++i) {
-    const server::LoadResult& r = results[static_cast<std::size_t>(i)];
+    const testing::LoadResult& r = results[static_cast<std::size_t>(i)];
     ASSERT_TRUE(r.ok()) << r.target << ": " << r.error;
     ASSERT_EQ(r.status, 200) << r.target << ": " << r.body;
     if (i % 2 != 0) continue;
@@ -107,15 +109,15 @@ TEST(PageServer, DevWarnOnTwoThreadsUnderLoadLeaksTitlesButNeverCorruptsState) {
 TEST(PageServer, DevWarnOnTwoThreadsLeaksEveryTitleButTwoWhenAllWriteBeforeAnyRenders) {
   Sentinel::Global().ClearEvents();
   constexpr int kRequests = 16;
-  testing::ArrivalBarrier barrier(kRequests);
+  server::ArrivalBarrier barrier(kRequests);
   ServedDev served(Policy::kWarn, /*threads=*/2,
                    [&barrier](const server::Request&) { return barrier.Work(); });
-  const std::vector<server::LoadResult> results =
+  const std::vector<testing::LoadResult> results =
       Fire(served.port(), testing::Targets("/concurrent-head?id={}", kRequests), kRequests);
   ASSERT_EQ(results.size(), static_cast<std::size_t>(kRequests));
   int own = 0;
   for (int i = 0; i < kRequests; ++i) {
-    const server::LoadResult& r = results[static_cast<std::size_t>(i)];
+    const testing::LoadResult& r = results[static_cast<std::size_t>(i)];
     ASSERT_TRUE(r.ok()) << r.error;
     ASSERT_EQ(r.status, 200) << r.body;
     if (r.body.find(fmt::format("<title>req-{}</title>", i)) != std::string::npos) ++own;
@@ -146,11 +148,11 @@ TEST(PageServer, DelayMsIsBoundedAndAnOutOfRangeValueIs400) {
   EXPECT_TRUE(server::PageHost::YieldOnce(server::Request{}).ok());
 
   ServedDev served(Policy::kAuto, 1, server::PageHost::YieldOnce);
-  auto too_long = server::Fetch(served.port(), "/concurrent-head?id=1&delay_ms=99999999999");
+  auto too_long = testing::Fetch(served.port(), "/concurrent-head?id=1&delay_ms=99999999999");
   ASSERT_TRUE(too_long.ok()) << too_long.status();
   EXPECT_EQ(too_long->status, 400);
   EXPECT_THAT(too_long->body, HasSubstr("delay_ms must be a whole number"));
-  auto fine = server::Fetch(served.port(), "/concurrent-head?id=1&delay_ms=1");
+  auto fine = testing::Fetch(served.port(), "/concurrent-head?id=1&delay_ms=1");
   ASSERT_TRUE(fine.ok()) << fine.status();
   EXPECT_EQ(fine->status, 200);
   EXPECT_THAT(fine->body, HasSubstr("<title>req-1</title>"));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "modgraph/context/request_context.h"
+#include "modgraph/example/topologies.h"
 #include "modgraph/modules/head.h"
 #include "modgraph/modules/i18n.h"
 #include "modgraph/modules/request_store.h"
@@ -106,7 +107,7 @@ TEST(LostContextTest, CarryingTheContextWithSpawnThreadIsCleanEvenUnderStrict) {
 // Outside any request (start-up code, no request alive) the fallback is
 // legitimate: nothing is reported.
 TEST(LostContextTest, NoRequestInFlightIsStartUpCodeNotALostContext) {
-  auto dev = Load(DevTopology(kModuleDir), Policy::kAuto);
+  auto dev = Load(example::DevTopology(kModuleDir), Policy::kAuto);
   ASSERT_NE(dev, nullptr);
   Sentinel::Global().ClearEvents();
   ASSERT_EQ(RequestsInFlight(), 0u);
@@ -119,7 +120,7 @@ TEST(LostContextTest, NoRequestInFlightIsStartUpCodeNotALostContext) {
 // Every framework provider reads its state through the SDK, and request-store's
 // own accessor checks too: each names its instance and slot (or accessor).
 TEST(LostContextTest, EveryFrameworkProviderReportsWhileARequestIsInFlight) {
-  auto dev = Load(DevTopology(kModuleDir), Policy::kAuto);
+  auto dev = Load(example::DevTopology(kModuleDir), Policy::kAuto);
   ASSERT_NE(dev, nullptr);
   Sentinel::Global().ClearEvents();
   const Environment& ssr = *dev->environment("ssr");

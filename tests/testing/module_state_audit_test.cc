@@ -7,6 +7,7 @@
 
 #include <gmock/gmock.h>
 
+#include "modgraph/example/topologies.h"
 #include "modgraph/modules/head.h"
 #include "modgraph/testing/matchers.h"
 #include "modgraph/testing/testkit.h"
@@ -65,7 +66,7 @@ const ModuleStateFinding* FindingOn(const RunReport& run, std::string_view insta
 // module-level vector (clear, then refill to the same size: the bytes end up as
 // they were, which only write tracking sees).
 TEST(ModuleStateAuditTest, FindsHeadsModuleLevelDefaultWrittenByEveryRequestUnderDevWarn) {
-  auto dev = Load(DevTopology(kModuleDir), Policy::kWarn);
+  auto dev = Load(example::DevTopology(kModuleDir), Policy::kWarn);
   ASSERT_NE(dev, nullptr);
   RunReport run = Fire(*dev, Targets("/concurrent-head?id={}", 15));
   EXPECT_THAT(run, WritesModuleState("ssr#head", "g_ssr_head_children"));
@@ -94,7 +95,7 @@ TEST(ModuleStateAuditTest, FindsHeadsModuleLevelDefaultWrittenByEveryRequestUnde
 // Snapshots alone see only net changes: the head vector is refilled to the
 // same size by every request after the first, so only write tracking finds it.
 TEST(ModuleStateAuditTest, WithoutWriteTrackingOnlyChangedBytesCount) {
-  auto dev = Load(DevTopology(kModuleDir), Policy::kWarn);
+  auto dev = Load(example::DevTopology(kModuleDir), Policy::kWarn);
   ASSERT_NE(dev, nullptr);
   RunReport run = Fire(*dev, Targets("/concurrent-head?id={}", 15), {.track_writes = false});
   EXPECT_FALSE(run.audit.tracking_writes);
@@ -109,8 +110,8 @@ TEST(ModuleStateAuditTest, WithoutWriteTrackingOnlyChangedBytesCount) {
 }
 
 TEST(ModuleStateAuditTest, SilentUnderAutoAndInProd) {
-  auto dev = Load(DevTopology(kModuleDir), Policy::kAuto);
-  auto prod = Load(ProdTopology(kBundle), Policy::kWarn);
+  auto dev = Load(example::DevTopology(kModuleDir), Policy::kAuto);
+  auto prod = Load(example::ProdTopology(kBundle), Policy::kWarn);
   ASSERT_NE(dev, nullptr);
   ASSERT_NE(prod, nullptr);
   for (const char* page : {"/concurrent-head?id={}", "/concurrent-router?id={}",
@@ -172,7 +173,7 @@ TEST(ModuleStateAuditTest, NamesStateBySectionAndOffsetWithoutASymbolTable) {
 
 // The audit on its own: slices attribute changes; slot cells are not audited.
 TEST(ModuleStateAuditTest, AttributesEachSliceToItsRequestAndSkipsSlotCells) {
-  auto dev = Load(DevTopology(kModuleDir), Policy::kWarn);
+  auto dev = Load(example::DevTopology(kModuleDir), Policy::kWarn);
   ASSERT_NE(dev, nullptr);
   const Instance* head = dev->environment("ssr")->Find("head");
   const auto* api = head->api<modules::HeadApi>();

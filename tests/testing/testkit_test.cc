@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 
+#include "modgraph/example/topologies.h"
 #include "modgraph/testing/matchers.h"
 
 namespace modgraph::testing {
@@ -18,12 +19,12 @@ const std::filesystem::path kModuleDir = MODGRAPH_TEST_MODULE_DIR;
 const std::filesystem::path kBundle = MODGRAPH_TEST_BUNDLE;
 
 std::unique_ptr<Topology> Dev(Policy policy) {
-  auto topology = LoadForTest(DevTopology(kModuleDir), policy);
+  auto topology = LoadForTest(example::DevTopology(kModuleDir), policy);
   EXPECT_TRUE(topology.ok()) << topology.status();
   return topology.ok() ? *std::move(topology) : nullptr;
 }
 std::unique_ptr<Topology> Prod() {
-  auto topology = LoadForTest(ProdTopology(kBundle), Policy::kWarn);
+  auto topology = LoadForTest(example::ProdTopology(kBundle), Policy::kWarn);
   EXPECT_TRUE(topology.ok()) << topology.status();
   return topology.ok() ? *std::move(topology) : nullptr;
 }

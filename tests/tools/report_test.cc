@@ -15,6 +15,7 @@
 
 #include "absl/strings/string_view.h"
 #include "modgraph/environments/topology.h"
+#include "modgraph/example/topologies.h"
 #include "modgraph/report/render.h"
 #include "nlohmann/json.hpp"
 
@@ -40,7 +41,7 @@ Report Load(TopologySpec spec, Policy policy) {
   return BuildReport(**topology, errors);
 }
 
-Report DevReport(Policy policy) { return Load(DevTopology(kModuleDir), policy); }
+Report DevReport(Policy policy) { return Load(example::DevTopology(kModuleDir), policy); }
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -81,7 +82,7 @@ TEST(ReportTest, DevAutoAndProdAreClean) {
   const Report dev = DevReport(Policy::kAuto);
   EXPECT_TRUE(dev.findings.empty());
   EXPECT_EQ(ExitCode(dev), kExitClean);
-  const Report prod = Load(ProdTopology(kBundle), Policy::kWarn);
+  const Report prod = Load(example::ProdTopology(kBundle), Policy::kWarn);
   EXPECT_TRUE(prod.findings.empty());
   EXPECT_EQ(ExitCode(prod), kExitClean);
   ASSERT_EQ(prod.environments.size(), 1u);

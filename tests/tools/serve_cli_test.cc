@@ -12,7 +12,7 @@
 #include <string>
 
 #include "../server/raw_client.h"
-#include "modgraph/server/load_client.h"
+#include "modgraph/testing/load_client.h"
 
 namespace {
 
@@ -99,8 +99,8 @@ TEST(ServeCliTest, WatchReloadsARebuiltPageAndKeepsServingThroughABrokenBuild) {
   EXPECT_THAT(serve.printed, HasSubstr("watching " + root.string()));
   const int port = Port(serve.printed);
   auto get = [&](int id) {
-    auto page = modgraph::server::Fetch(static_cast<std::uint16_t>(port),
-                                        "/stress?id=" + std::to_string(id));
+    auto page = modgraph::testing::Fetch(static_cast<std::uint16_t>(port),
+                                         "/stress?id=" + std::to_string(id));
     return page.ok() ? std::to_string(page->status) + " " + page->body
                      : std::string(page.status().message());
   };
@@ -125,11 +125,11 @@ TEST(ServeCliTest, ServesProdPagesAndStopsOnSigterm) {
   const int port = Port(serve.printed);
   ASSERT_GT(port, 0) << serve.printed;
   EXPECT_THAT(serve.printed, HasSubstr("/concurrent-head"));
-  auto page = modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?id=4");
+  auto page = modgraph::testing::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?id=4");
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_EQ(page->status, 200);
   EXPECT_THAT(page->body, HasSubstr("<title>req-4</title>"));
-  auto missing = modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/nope");
+  auto missing = modgraph::testing::Fetch(static_cast<std::uint16_t>(port), "/nope");
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(StopAndWait(serve), 0);
@@ -142,7 +142,7 @@ TEST(ServeCliTest, DevWarnWithABarrierLeaksAndSaysSoWhenStopped) {
   const int port = Port(serve.printed);
   std::vector<std::string> targets;
   for (int i = 0; i < 8; ++i) targets.push_back("/concurrent-head?id=" + std::to_string(i));
-  auto report = modgraph::server::RunLoad(
+  auto report = modgraph::testing::RunLoad(
       {.port = static_cast<std::uint16_t>(port), .connections = 8}, targets);
   ASSERT_TRUE(report.ok()) << report.status();
   int foreign = 0;
@@ -175,7 +175,7 @@ TEST(ServeCliTest, AuditReportsModuleStateWrittenByTwoRequestsWhenStopped) {
     const int port = Port(serve.printed);
     std::vector<std::string> targets;
     for (int i = 0; i < 4; ++i) targets.push_back("/concurrent-head?id=" + std::to_string(i));
-    auto report = modgraph::server::RunLoad(
+    auto report = modgraph::testing::RunLoad(
         {.port = static_cast<std::uint16_t>(port), .connections = 4}, targets);
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_EQ(StopAndReadAll(serve), 0);
@@ -252,7 +252,7 @@ TEST(ServeCliTest, LimitFlagsReachTheServer) {
   EXPECT_EQ(read.bytes, "");
   // delay_ms past its bound is a 400, and the page still serves.
   auto too_long =
-      modgraph::server::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?delay_ms=60001");
+      modgraph::testing::Fetch(static_cast<std::uint16_t>(port), "/concurrent-head?delay_ms=60001");
   ASSERT_TRUE(too_long.ok()) << too_long.status();
   EXPECT_EQ(too_long->status, 400);
   EXPECT_EQ(StopAndWait(serve), 0);

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "modgraph/example/topologies.h"
+
 namespace modgraph::tools {
 namespace fs = std::filesystem;
 namespace {
@@ -41,8 +43,8 @@ absl::StatusOr<TopologySpec> ResolveTopology(std::string_view name_or_file) {
   if (name_or_file == "dev" || name_or_file == "prod") {
     absl::StatusOr<fs::path> modules = ModuleDirectory();
     if (!modules.ok()) return modules.status();
-    if (name_or_file == "dev") return DevTopology(*modules);
-    return ProdTopology(modules->parent_path() / "bundle" / "modgraph-bundle.so");
+    if (name_or_file == "dev") return example::DevTopology(*modules);
+    return example::ProdTopology(modules->parent_path() / "bundle" / "modgraph-bundle.so");
   }
   return LoadTopologyFile(fs::path(name_or_file));
 }

@@ -15,6 +15,7 @@
 #include "command.h"
 #include "modgraph/environments/watcher.h"
 #include "modgraph/registry/sentinel.h"
+#include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
 #include "modgraph/server/page_host.h"
 #include "modgraph/testing/testkit.h"
@@ -97,8 +98,8 @@ int RunServe(const ServeOptions& options) {
   }
   // --barrier N: each request waits until N requests arrived — a reproducible
   // burst for demonstrations; otherwise pages yield once (or ?delay_ms=N).
-  std::shared_ptr<testing::ArrivalBarrier> barrier;
-  if (options.barrier > 0) barrier = std::make_shared<testing::ArrivalBarrier>(options.barrier);
+  std::shared_ptr<server::ArrivalBarrier> barrier;
+  if (options.barrier > 0) barrier = std::make_shared<server::ArrivalBarrier>(options.barrier);
   server::PageHost::WorkFactory work = server::PageHost::YieldOnce;
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
   // --audit: every resumption of a page is a scheduling point of the

@@ -8,7 +8,7 @@
 #include "greeting.h"
 #include "modgraph/environments/topology.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/load_client.h"
+#include "modgraph/testing/load_client.h"
 
 int main() {
   modgraph::TopologySpec spec;
@@ -59,7 +59,7 @@ int main() {
     std::fprintf(stderr, "embed_host: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
-  auto page = modgraph::server::Fetch((*server)->port(), "/greet?name=http");
+  auto page = modgraph::testing::Fetch((*server)->port(), "/greet?name=http");
   (*server)->Stop();
   if (!page.ok() || page->status != 200 ||
       page->body.find("<title>hello http</title>") == std::string::npos) {

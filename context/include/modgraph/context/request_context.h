@@ -1,7 +1,7 @@
 // modgraph/context/request_context.h — the unified request context and state
 // kinds: one request scope that holds every kind of per-request state.
 //
-// Instead of one nested scope per module (head, router, i18n, cache, ...), a
+// Instead of one nested scope per module that keeps request state, a
 // request enters a single unified scope. Each module declares a `StateKind` once;
 // its state is created lazily the first time the kind is read inside the scope
 // and destroyed with the request context. Outside the unified scope a kind falls

@@ -1,10 +1,11 @@
 // topology.h — which environments exist and how each loads its modules.
 //
-// Built-in topologies mirror the two situations the bug lives between:
-//   dev  — environments `node` and `ssr`, isolated: each loads its own copy of
-//          every module it imports (Vite's dev server);
-//   prod — one bundled environment loading the single bundle library.
-// User-defined topologies come from a TOML file:
+// A topology is a set of environments, each one module graph: isolated (each
+// loads its own copy of every module it imports, as Vite's dev server keeps a
+// `node` and an `ssr` graph) or bundled (one bundle library, one instance of
+// each module, as a production build). An application's built-in topologies
+// are TopologySpecs built in code (the example's: examples/framework/); any
+// other comes from a TOML file:
 //
 //   name = "my-app"
 //   policy = "auto"                # warn | strict | auto (default warn)
@@ -12,16 +13,16 @@
 //   deployment_id = "dpl-42"       # else $MODGRAPH_DEPLOYMENT_ID; cache keys use it
 //   build_id = "b-7"
 //   [providers]                    # extra provider declarations (descriptors declare too)
-//   head = ["head-state"]
+//   cart = ["cart-state"]
 //   [server]                       # what `modgraph serve` serves
-//   pages_environment = "ssr"
-//   entry_environment = "node"
-//   pages = ["concurrent-head"]
+//   pages_environment = "app"
+//   entry_environment = "app"
+//   pages = ["checkout-page"]
 //   [[environments]]
-//   name = "node"
+//   name = "app"
 //   mode = "isolated"             # or "bundled"
 //   module_roots = ["modules"]     # relative to this file
-//   entries = ["server-entry"]
+//   entries = ["app-entry"]
 //   policy = "warn"                # overrides the topology's policy here (so does preflight)
 //   [[environments]]
 //   name = "prod"
@@ -50,8 +51,8 @@ namespace modgraph {
 
 // What a plugin server serves from this topology.
 struct ServerSpec {
-  std::string pages_environment;   // where pages render: "ssr" in dev
-  std::string entry_environment;   // where the server entry lives: "node" in dev
+  std::string pages_environment;   // where pages render
+  std::string entry_environment;   // where the module that wraps pages in a document lives
   std::vector<std::string> pages;  // page module ids
 };
 
@@ -78,11 +79,6 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
                                            const std::filesystem::path& base_dir);
 // Reads and parses a topology file.
 absl::StatusOr<TopologySpec> LoadTopologyFile(const std::filesystem::path& path);
-
-// The built-in topologies. `module_dir` holds `<id>.so` files; `bundle` is the
-// bundle library.
-TopologySpec DevTopology(const std::filesystem::path& module_dir);
-TopologySpec ProdTopology(const std::filesystem::path& bundle);
 
 // A loaded topology: its environments, each with its own instances.
 class Topology {

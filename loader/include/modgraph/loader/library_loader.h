@@ -69,6 +69,9 @@ class LoadedLibrary {
 
   // Every module descriptor the library exports, in discovery order.
   std::span<const modgraph_module_descriptor* const> descriptors() const { return descriptors_; }
+  // SHA-256 (FIPS 180-4) of the bytes handed to dlopen, as 64 lower-case hex
+  // digits: the identity of this build of the library, whatever its path.
+  const std::string& content_sha256() const { return content_sha256_; }
 
  private:
   friend class LibraryLoader;
@@ -80,6 +83,7 @@ class LoadedLibrary {
   int memfd_ = -1;
   std::unique_ptr<boost::dll::shared_library> library_;
   std::vector<const modgraph_module_descriptor*> descriptors_;
+  std::string content_sha256_;
 };
 
 struct LoadRequest {

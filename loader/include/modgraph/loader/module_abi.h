@@ -76,7 +76,7 @@ typedef struct modgraph_init_args {
 typedef struct modgraph_module_descriptor {
   uint32_t abi_version;      // MODGRAPH_ABI_VERSION the module was built against
   uint32_t descriptor_size;  // sizeof(modgraph_module_descriptor) at build time
-  const char* id;            // module id, e.g. "head-state"
+  const char* id;            // module id, e.g. "head-provider"
   const char* const* imports;
   uint32_t import_count;
   const modgraph_slot_decl* slots;

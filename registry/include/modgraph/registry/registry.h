@@ -13,7 +13,7 @@
 //
 //   for (const Finding& f : registry.Findings())
 //     // f.instance = "ssr#head", f.slot = "get_ssr_head_children",
-//     // f.registered_twins = {"node#head"}, f.fixing_providers = {"head-state"}
+//     // f.registered_twins = {"node#head"}, f.fixing_providers = {"head-provider"}
 #ifndef MODGRAPH_REGISTRY_REGISTRY_H_
 #define MODGRAPH_REGISTRY_REGISTRY_H_
 
@@ -37,7 +37,7 @@ struct SlotRecord {
   std::string slot;
   std::string signature;
   bool registered = false;
-  std::string provider;  // the registering instance, e.g. "node#head-state"
+  std::string provider;  // the registering instance, e.g. "node#head-provider"
   std::chrono::system_clock::time_point registered_at{};
 };
 

@@ -47,7 +47,7 @@ struct SlotSite {
   std::string instance;  // "env#module"
   std::string slot;
   Policy policy = Policy::kWarn;
-  // Providers that would register this slot, e.g. {"head-state"}; may be empty.
+  // Providers that would register this slot, e.g. {"head-provider"}; may be empty.
   std::vector<std::string> fixing_providers;
 };
 
@@ -77,7 +77,7 @@ struct LostRequestContext {
 struct LostContext {
   std::string environment, module, instance;  // the instance whose state was reached
   std::string slot;                           // the slot (or the module's accessor) that was called
-  std::string provider;  // the instance whose accessor ran, e.g. "ssr#head-state"; may be empty
+  std::string provider;  // the instance whose accessor ran, e.g. "ssr#head-provider"; may be empty
   std::string library;   // the loaded copy the accessor's code lives in
   Policy policy = Policy::kWarn;
   std::uint64_t thread_id = 0;         // the kernel thread id (gettid) it ran on

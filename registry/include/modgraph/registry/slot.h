@@ -11,7 +11,7 @@
 //   modgraph::Slot<GetSsrHeadChildren> g_get_children{&DefaultChildren};
 //   const modgraph_slot_decl kSlots[] = {g_get_children.decl()};  // into MODGRAPH_MODULE
 //
-//   // head-state.cc, in init: this environment's head gets the request's state.
+//   // head-provider.cc, in init: this environment's head gets the request's state.
 //   context.register_accessor<GetSsrHeadChildren>("head", &RequestChildren);
 //
 // Calling a slot is a load, one compare and an indirect call. The host may

@@ -6,7 +6,7 @@
 // every resumption. The HTML document around the page comes from the
 // `server-entry` module of the entry environment (`node` in dev) when present.
 //
-//   auto topology = Topology::Create(DevTopology(module_dir));
+//   auto topology = Topology::Create(example::DevTopology(module_dir));
 //   (*topology)->LoadEntries();
 //   auto pages = PageHost::Create(**topology);
 //   auto server = HttpServer::Start({}, (*pages)->MakeRouter(PageHost::YieldOnce));

@@ -11,7 +11,7 @@
 // what changed in each instance's writable segments to the request that ran:
 // state two requests wrote is reported even when no response shows it.
 //
-//   auto dev = LoadForTest(DevTopology(dir), Policy::kWarn);
+//   auto dev = LoadForTest(example::DevTopology(dir), Policy::kWarn);
 //   RunReport run = *FireConcurrent(*dev, Targets("/concurrent-head?id={}", 15), {.seed = 7});
 //   EXPECT_THAT(run, Not(IsIsolated()));
 //   EXPECT_THAT(run, HasCrossRequestLeak());
@@ -123,23 +123,6 @@ bool Leaks(const RunReport& run);
 absl::StatusOr<std::vector<std::string>> MinimiseLeak(Topology& topology,
                                                       std::span<const std::string> targets,
                                                       RunOptions options = {});
-
-// Asynchronous work for pages served over HTTP that makes a concurrent burst
-// deterministic: each request parks at its first await until `parties` requests
-// have arrived, then all continue. With N concurrent requests and N parties,
-// every request writes its state before any request reads it.
-class ArrivalBarrier {
- public:
-  explicit ArrivalBarrier(std::size_t parties);
-  ~ArrivalBarrier();
-  // The work for one request (thread-safe; usable as a PageHost work factory).
-  std::function<boost::asio::awaitable<void>()> Work();
-  std::size_t arrived() const;
-
- private:
-  struct State;
-  std::shared_ptr<State> state_;
-};
 
 // The marker a target's response must mention and no other response may: the
 // value of its `id` query parameter ("id=7" → "req-7"), or "" when it has none.

@@ -7,7 +7,7 @@
 // renderers (render.h) turn the snapshot into text, JSON, DOT or HTML; they
 // never touch the topology, so they can be tested on hand-made reports.
 //
-//   auto topology = Topology::Create(DevTopology(dir));
+//   auto topology = Topology::Create(example::DevTopology(dir));
 //   std::vector<absl::Status> errors = (*topology)->LoadEntries();
 //   report::Report report = report::BuildReport(**topology, errors);
 //   fmt::print("{}", report::RenderText(report, {.color = false}));

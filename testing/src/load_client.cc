@@ -1,4 +1,4 @@
-#include "modgraph/server/load_client.h"
+#include "modgraph/testing/load_client.h"
 
 #include <fmt/format.h>
 
@@ -17,7 +17,7 @@
 #include <cmath>
 #include <exception>
 
-namespace modgraph::server {
+namespace modgraph::testing {
 namespace {
 
 namespace asio = boost::asio;
@@ -190,4 +190,4 @@ absl::StatusOr<LoadResult> Fetch(std::uint16_t port, std::string_view target,
   return std::move(result);
 }
 
-}  // namespace modgraph::server
+}  // namespace modgraph::testing

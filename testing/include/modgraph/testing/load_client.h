@@ -1,11 +1,11 @@
-// modgraph/server/load_client.h — a small HTTP load generator for tests and
+// modgraph/testing/load_client.h — a small HTTP load generator for tests and
 // benchmarks: K keep-alive connections to a loopback port firing N GET
 // requests concurrently (Boost.Beast client, coroutines on the caller's thread).
 //
 //   std::vector<std::string> targets(200, "/concurrent-head");
-//   absl::StatusOr<modgraph::server::LoadReport> report = modgraph::server::RunLoad(
+//   absl::StatusOr<modgraph::testing::LoadReport> report = modgraph::testing::RunLoad(
 //       {.port = server->port(), .connections = 200}, targets);
-//   for (const modgraph::server::LoadResult& r : report->results)
+//   for (const modgraph::testing::LoadResult& r : report->results)
 //     EXPECT_EQ(r.status, 200) << r.error;
 //
 // Bounded: at most kMaxLoadConnections connections and kMaxLoadRequests
@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace modgraph::server {
+namespace modgraph::testing {
 
 inline constexpr int kMaxLoadConnections = 1000;
 inline constexpr std::size_t kMaxLoadRequests = 1'000'000;
@@ -65,4 +65,4 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options,
 absl::StatusOr<LoadResult> Fetch(std::uint16_t port, std::string_view target,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-}  // namespace modgraph::server
+}  // namespace modgraph::testing
