@@ -148,9 +148,22 @@ Environment::~Environment() {
 
 absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec spec,
                                                                  LibraryLoader& loader) {
-  if (spec.name.empty() || spec.name.find_first_of("#/ \t") != std::string::npos) {
+  // The name goes into instance names (`ssr#head`), copy file names and every
+  // report line: printable, short, no separators.
+  const bool valid_name = !spec.name.empty() && spec.name.size() <= 64 &&
+                          std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                          });
+  if (!valid_name) {
+    std::string shown = spec.name.substr(0, 64);
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
     return absl::InvalidArgumentError(fmt::format(
-        "environment name '{}' is empty or contains '#', '/' or spaces; rename it", spec.name));
+        "environment name '{}'{} is not valid: use 1 to 64 letters, digits, '-', '_' or '.' "
+        "(it names instances, e.g. 'ssr#head', and copy files); rename it",
+        shown, spec.name.size() > 64 ? fmt::format(" ({} bytes)", spec.name.size()) : ""));
   }
   if (spec.module_roots.empty()) {
     return absl::InvalidArgumentError(

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "modgraph/loader/internal/descriptor_check.h"
 #include "modgraph/loader/module_abi.h"
 #include "module_files.h"
 
@@ -21,8 +22,7 @@ ExportClasses ClassifyExports(const elf::SharedObject& library) {
   for (const elf::DynamicSymbol& symbol : library.exports) {
     if (symbol.binding == STB_GNU_UNIQUE) {
       classes.gnu_unique.push_back(symbol.name);
-    } else if (symbol.name.starts_with(MODGRAPH_ALIAS_PREFIX) && symbol.type == STT_OBJECT &&
-               symbol.size == sizeof(void*)) {
+    } else if (IsDescriptorAlias(symbol)) {
       classes.descriptor_aliases.push_back(symbol.name);
     } else {
       classes.interposable.push_back(symbol.name);
@@ -33,7 +33,7 @@ ExportClasses ClassifyExports(const elf::SharedObject& library) {
 }
 
 std::vector<std::string> FindGnuUniqueSymbols(const fs::path& path) {
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   struct stat st {};
   if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
       st.st_size > kMaxLibraryBytes) {

@@ -131,7 +131,84 @@ class Strings {
 struct DynamicTags {
   std::vector<std::uint64_t> needed;
   std::optional<std::uint64_t> strtab, strsz, symtab, syment, hash, gnu_hash, rela, relasz, relaent;
+  // What ld.so calls or walks when it loads and unloads the object.
+  std::optional<std::uint64_t> init, fini, init_array, init_arraysz, fini_array, fini_arraysz,
+      preinit_array, preinit_arraysz, relacount, jmprel, pltrelsz, pltrel;
+  bool rel = false;  // DT_REL/DT_RELSZ: not used on x86-64
 };
+
+// True when [address, address + size) lies inside one PT_LOAD segment as
+// mapped (memsz), executable if asked.
+enum class Need { kExecutable, kWritable };
+bool Mapped(const std::vector<Segment>& loads, std::uint64_t address, std::uint64_t size,
+            Need need) {
+  for (const Segment& s : loads) {
+    if (address < s.vaddr || address - s.vaddr > s.memsz) continue;
+    if (size > s.memsz - (address - s.vaddr)) continue;
+    if (need == Need::kExecutable ? !s.executable : !s.writable) continue;
+    return true;
+  }
+  return false;
+}
+
+bool AnyMapped(const std::vector<Segment>& loads, std::uint64_t address, std::uint64_t size) {
+  for (const Segment& s : loads) {
+    if (address >= s.vaddr && address - s.vaddr <= s.memsz && size <= s.memsz - (address - s.vaddr))
+      return true;
+  }
+  return false;
+}
+
+// The entry points and tables ld.so follows beyond the symbol table: a wrong
+// one is a call or a read through an arbitrary address at load or at unload.
+absl::Status CheckLoaderTables(const std::vector<Segment>& loads, const DynamicTags& tags) {
+  for (const auto& [value, name] : {std::pair{tags.init, "DT_INIT"}, {tags.fini, "DT_FINI"}}) {
+    if (value && !Mapped(loads, *value, 1, Need::kExecutable)) {
+      return Malformed(
+          fmt::format("{} (0x{:x}) is not inside an executable segment", name, *value));
+    }
+  }
+  const struct {
+    std::optional<std::uint64_t> address, size;
+    const char* name;
+  } arrays[] = {{tags.init_array, tags.init_arraysz, "DT_INIT_ARRAY"},
+                {tags.fini_array, tags.fini_arraysz, "DT_FINI_ARRAY"},
+                {tags.preinit_array, tags.preinit_arraysz, "DT_PREINIT_ARRAY"}};
+  for (const auto& array : arrays) {
+    if (!array.address && !array.size) continue;
+    if (!array.address || !array.size) {
+      return Malformed(
+          fmt::format("{} and its size ({}SZ) must be given together", array.name, array.name));
+    }
+    // Linkers place these arrays in the writable segment (they are relocated).
+    if (*array.size % sizeof(std::uint64_t) != 0 ||
+        !Mapped(loads, *array.address, *array.size, Need::kWritable)) {
+      return Malformed(
+          fmt::format("{} (0x{:x}, {} bytes) is not whole pointers inside a writable "
+                      "loaded segment",
+                      array.name, *array.address, *array.size));
+    }
+  }
+  if (tags.rel) return Malformed("DT_REL relocations, which x86-64 objects never use");
+  if (tags.rela && !tags.relasz) return Malformed("DT_RELA without DT_RELASZ");
+  if (tags.relacount) {
+    const std::optional<std::uint64_t> bytes = Mul(*tags.relacount, sizeof(Elf64_Rela));
+    if (!bytes || *bytes > tags.relasz.value_or(0)) {
+      return Malformed(
+          fmt::format("DT_RELACOUNT ({}) exceeds the relocations of DT_RELASZ ({} "
+                      "bytes)",
+                      *tags.relacount, tags.relasz.value_or(0)));
+    }
+  }
+  if (tags.jmprel || tags.pltrelsz) {
+    if (!tags.jmprel || !tags.pltrelsz || tags.pltrel.value_or(DT_RELA) != DT_RELA ||
+        *tags.pltrelsz % sizeof(Elf64_Rela) != 0 ||
+        !AnyMapped(loads, *tags.jmprel, *tags.pltrelsz)) {
+      return Malformed("the PLT relocations (DT_JMPREL, DT_PLTRELSZ, DT_PLTREL) are inconsistent");
+    }
+  }
+  return absl::OkStatus();
+}
 
 // Number of entries of the dynamic symbol table, from DT_GNU_HASH (the
 // highest symbol index any bucket chain reaches) or DT_HASH (nchain), which is
@@ -222,6 +299,7 @@ absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image) {
                                   .memsz = ph.p_memsz,
                                   .offset = ph.p_offset,
                                   .filesz = ph.p_filesz,
+                                  .readable = (ph.p_flags & PF_R) != 0,
                                   .writable = (ph.p_flags & PF_W) != 0,
                                   .executable = (ph.p_flags & PF_X) != 0});
     } else if (ph.p_type == PT_DYNAMIC) {
@@ -229,6 +307,9 @@ absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image) {
       dynamic = ph;
     } else if (ph.p_type == PT_TLS) {
       so.tls_size = ph.p_memsz;
+    } else if (ph.p_type == PT_GNU_RELRO) {
+      so.relro_vaddr = ph.p_vaddr;
+      so.relro_memsz = ph.p_memsz;
     }
   }
   if (so.load_segments.empty()) return Malformed("no PT_LOAD segment: nothing would be mapped");
@@ -276,10 +357,56 @@ absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image) {
       case DT_RELAENT:
         tags.relaent = value;
         break;
+      case DT_INIT:
+        tags.init = value;
+        break;
+      case DT_FINI:
+        tags.fini = value;
+        break;
+      case DT_INIT_ARRAY:
+        tags.init_array = value;
+        break;
+      case DT_INIT_ARRAYSZ:
+        tags.init_arraysz = value;
+        break;
+      case DT_FINI_ARRAY:
+        tags.fini_array = value;
+        break;
+      case DT_FINI_ARRAYSZ:
+        tags.fini_arraysz = value;
+        break;
+      case DT_PREINIT_ARRAY:
+        tags.preinit_array = value;
+        break;
+      case DT_PREINIT_ARRAYSZ:
+        tags.preinit_arraysz = value;
+        break;
+      case DT_RELACOUNT:
+        tags.relacount = value;
+        break;
+      case DT_JMPREL:
+        tags.jmprel = value;
+        break;
+      case DT_PLTRELSZ:
+        tags.pltrelsz = value;
+        break;
+      case DT_PLTREL:
+        tags.pltrel = value;
+        break;
+      case DT_REL:
+      case DT_RELSZ:
+        tags.rel = true;
+        break;
+      case DT_AUXILIARY:
+      case DT_FILTER:
+        // ld.so would load the named filtee whenever a symbol is looked up.
+        return Malformed("a DT_FILTER or DT_AUXILIARY entry: a module library is never a filter");
       default:
         break;
     }
   }
+
+  if (absl::Status tables = CheckLoaderTables(so.load_segments, tags); !tables.ok()) return tables;
 
   Strings strings;
   if (tags.strtab) {
@@ -326,6 +453,14 @@ absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image) {
     const std::optional<std::string_view> name = strings.At(symbol.st_name);
     if (!name) return Malformed(fmt::format("the name of dynamic symbol {} is out of bounds", i));
     if (name->empty()) continue;
+    // dlsym hands out load base + st_value: it must be memory the object maps.
+    if (symbol.st_shndx != SHN_ABS && GELF_ST_TYPE(symbol.st_info) != STT_TLS &&
+        !AnyMapped(so.load_segments, symbol.st_value, symbol.st_size)) {
+      return Malformed(
+          fmt::format("dynamic symbol '{}' (0x{:x}, {} bytes) lies outside every "
+                      "loaded segment",
+                      *name, symbol.st_value, symbol.st_size));
+    }
     so.exports.push_back({.name = std::string(*name),
                           .value = symbol.st_value,
                           .size = symbol.st_size,

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <link.h>
 #include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <sys/file.h>
@@ -32,6 +33,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "copy_directory.h"
+#include "modgraph/loader/internal/descriptor_check.h"
 #include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/internal/elf.h"
 #include "modgraph/loader/module_id.h"
@@ -350,9 +352,25 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   loaded->library_ = std::move(library);
   if (options_.copy_mode == CopyMode::kNone) loaded->loaded_path_ = source;
 
+  // Every pointer of a descriptor is data of the module: followed only where
+  // the copy is mapped (a broken file may point anywhere).
+  link_map* map = nullptr;
+  if (::dlinfo(loaded->library_->native(), RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) {
+    return absl::InternalError(
+        fmt::format("dlinfo of '{}' failed: {}", source.string(), ::dlerror()));
+  }
+  const loader_internal::LoadedImage image(map->l_addr, so);
+  const auto malformed = [&](const std::string& alias, const absl::Status& why) {
+    return absl::InvalidArgumentError(fmt::format(
+        "environment '{}': '{}' ({}) is not a loadable module library: {}; rebuild it with "
+        "modgraph_add_module() and MODGRAPH_MODULE, or remove it from the module roots",
+        env, source.string(), alias, std::string(why.message())));
+  };
   for (const std::string& alias : aliases) {
-    const void* address = loaded->library_->get<const void*>(alias);
-    const auto* descriptor = static_cast<const modgraph_module_descriptor*>(address);
+    absl::StatusOr<const modgraph_module_descriptor*> located = loader_internal::LocateDescriptor(
+        image, ::dlsym(loaded->library_->native(), alias.c_str()));
+    if (!located.ok()) return malformed(alias, located.status());
+    const modgraph_module_descriptor* descriptor = *located;
     // Read only the version before trusting the rest of the layout.
     if (descriptor == nullptr || descriptor->abi_version != MODGRAPH_ABI_VERSION) {
       return absl::FailedPreconditionError(fmt::format(
@@ -366,6 +384,9 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
           fmt::format("environment '{}': '{}' ({}) has a malformed descriptor; rebuild it with "
                       "MODGRAPH_MODULE",
                       env, source.string(), alias));
+    }
+    if (absl::Status ok = loader_internal::CheckDescriptorPointers(image, *descriptor); !ok.ok()) {
+      return malformed(alias, ok);
     }
     const std::string where = fmt::format("descriptor {} of '{}'", alias, source.string());
     if (absl::Status valid = ValidateModuleId(descriptor->id, where); !valid.ok()) return valid;

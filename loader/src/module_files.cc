@@ -15,8 +15,12 @@ namespace fs = std::filesystem;
 
 // openat2(RESOLVE_BENEATH): `path` may not leave `dir`, through ".." or a
 // symlink. Kernels before 5.6 lack openat2: there `path` must be a plain
-// relative path and its last component may not be a symlink.
+// relative path and its last component may not be a symlink. Opens for
+// reading are O_NONBLOCK: opening a FIFO or a device planted in a root would
+// otherwise block until someone opens its other end (reads of a regular file
+// ignore it; O_PATH opens take no other flags).
 int OpenBeneath(int dir, const fs::path& path, std::uint64_t flags) {
+  if ((flags & O_PATH) == 0) flags |= O_NONBLOCK;
   open_how how{};
   how.flags = flags | O_CLOEXEC | O_NOCTTY;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;

@@ -27,6 +27,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kHelperName = "modgraph-preflight";
+// The helper's protocol (preflight_main.cc): stages on this descriptor, and
+// this exit status when a module descriptor points outside the library.
+constexpr int kProgressFd = 3;
+constexpr int kDescriptorsMalformed = 5;
 
 // The helper's last lines say why; keep the message readable.
 std::string Tail(std::string text, std::size_t max_bytes = 1500) {
@@ -79,11 +83,21 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
   }
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "preflight: pipe");
+  // The helper reports each stage it passed on descriptor 3: an exit status of
+  // 0 alone does not say the library loaded (an initialiser may call exit(0)).
+  int progress[2];
+  if (::pipe2(progress, O_CLOEXEC | O_NONBLOCK) != 0) {
+    const int error = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    return absl::ErrnoToStatus(error, "preflight: pipe");
+  }
   posix_spawn_file_actions_t actions;
   ::posix_spawn_file_actions_init(&actions);
   // The child's stdout and stderr both go to the pipe (dup2 clears CLOEXEC).
   ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   ::posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
+  ::posix_spawn_file_actions_adddup2(&actions, progress[1], kProgressFd);
   ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::string helper_arg = helper.string();
   // The helper's /proc/self is its own: name this process's descriptor instead.
@@ -98,8 +112,10 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
   const int spawned = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv, environ);
   ::posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
+  ::close(progress[1]);
   if (spawned != 0) {
     ::close(out[0]);
+    ::close(progress[0]);
     return absl::ErrnoToStatus(
         spawned, fmt::format("preflight: cannot start '{}' for {}", helper.string(), label));
   }
@@ -128,22 +144,53 @@ absl::Status PreflightLibrary(const fs::path& library, const PreflightOptions& o
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  std::string stages;
+  char buffer[64];
+  for (ssize_t n; (n = ::read(progress[0], buffer, sizeof buffer)) > 0;) {
+    stages.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(progress[0]);
+  const bool loaded = stages.find("loaded\n") != std::string::npos;
+  const bool closed = stages.find("closed\n") != std::string::npos;
   if (timed_out) {
     return absl::FailedPreconditionError(fmt::format(
-        "static initialisation of {} did not finish within {} ms in a preflight process; the "
-        "library was not loaded into this process: fix the initialiser that blocks",
-        label, options.timeout.count()));
+        "{} of {} did not finish within {} ms in a preflight process; the library was not "
+        "loaded into this process: fix the {} that blocks",
+        loaded ? "unloading" : "static initialisation", label, options.timeout.count(),
+        loaded ? "finaliser" : "initialiser"));
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  const bool exited_zero = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (exited_zero && loaded && closed) return absl::OkStatus();
   const std::string how =
       WIFSIGNALED(status)
           ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))
           : fmt::format("exit status {}", WEXITSTATUS(status));
+  const std::string said = output.empty() ? "no output" : Tail(output);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kDescriptorsMalformed) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{} is not a loadable module library: in a preflight process, {}; rebuild it with "
+        "modgraph_add_module() and MODGRAPH_MODULE, or remove it from the module roots",
+        label, said));
+  }
+  if (!loaded && exited_zero) {
+    return absl::FailedPreconditionError(fmt::format(
+        "static initialisation of {} ended a preflight process with exit status 0 before the "
+        "library finished loading ({}): a namespace-scope initialiser calls exit() or "
+        "quick_exit(), which would end the host; the library was not loaded into this process",
+        label, said));
+  }
+  if (!loaded) {
+    return absl::FailedPreconditionError(fmt::format(
+        "static initialisation of {} failed in a preflight process ({}): {}; the library was not "
+        "loaded into this process — fix its namespace-scope initialisers (an exception thrown "
+        "from one cannot be caught: it would end the host)",
+        label, how, said));
+  }
   return absl::FailedPreconditionError(fmt::format(
-      "static initialisation of {} failed in a preflight process ({}): {}; the library was not "
-      "loaded into this process — fix its namespace-scope initialisers (an exception thrown "
-      "from one cannot be caught: it would end the host)",
-      label, how, output.empty() ? "no output" : Tail(output)));
+      "{} loaded in a preflight process, but unloading it {} ({}): {}; the library was not "
+      "loaded into this process — fix its finalisers (static destructors, atexit handlers, "
+      "DT_FINI or its fini array): a host runs them when a copy retires or the process exits",
+      label, closed ? "and ending the process failed" : "failed", how, said));
 }
 
 }  // namespace modgraph

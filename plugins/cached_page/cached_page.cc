@@ -20,7 +20,7 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
     }
   }
   auto name = request.query.find("name");
-  const std::string args = name == request.query.end() ? "world" : name->second;
+  const std::string args = EscapeHtml(name == request.query.end() ? "world" : name->second);
   co_await request.async_work();
   co_return PageResult{
       .status = 200,

@@ -16,7 +16,7 @@ const modules::HeadApi* g_head = nullptr;
 
 boost::asio::awaitable<PageResult> Render(PageRequest request) {
   auto id = request.query.find("id");
-  const std::string req_id = id == request.query.end() ? "none" : id->second;
+  const std::string req_id = EscapeHtml(id == request.query.end() ? "none" : id->second);
   g_head->reset();
   g_head->add_child(fmt::format("<title>req-{}</title>", req_id));
   g_head->add_child(fmt::format("<meta name=\"req-id\" content=\"{}\">", req_id));

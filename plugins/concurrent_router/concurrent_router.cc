@@ -18,7 +18,7 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
   const std::map<std::string, std::string> query = g_router->query();
   std::string items;
   for (const auto& [key, value] : query) {
-    items += fmt::format("<li data-key=\"{}\">{}</li>", key, value);
+    items += fmt::format("<li data-key=\"{}\">{}</li>", EscapeHtml(key), EscapeHtml(value));
   }
   auto id = query.find("id");
   co_return PageResult{
@@ -26,7 +26,8 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
       .head = "<title>router</title>",
       .body = fmt::format("<p data-testid=\"req-id\">req-{}</p><p data-testid=\"pathname\">{}</p>"
                           "<ul data-testid=\"query\">{}</ul>",
-                          id == query.end() ? "none" : id->second, g_router->pathname(), items)};
+                          EscapeHtml(id == query.end() ? "none" : id->second),
+                          EscapeHtml(g_router->pathname()), items)};
 }
 
 void Init(sdk::ModuleContext& context) {

@@ -13,7 +13,7 @@ const modules::RequestStoreApi* g_store = nullptr;
 
 boost::asio::awaitable<PageResult> Render(PageRequest request) {
   auto id = request.query.find("id");
-  const std::string value = id == request.query.end() ? "none" : id->second;
+  const std::string value = EscapeHtml(id == request.query.end() ? "none" : id->second);
   g_store->store().set<std::string>("db-client", fmt::format("req-{}", value));
   co_await request.async_work();
   std::shared_ptr<std::string> client = g_store->store().get<std::string>("db-client");

@@ -145,6 +145,22 @@ TEST_F(EnvironmentTest, UnloadRemovesTheInstanceItsImportersAndTheirCopies) {
   EXPECT_FALSE(ssr->Unload("head").ok());
 }
 
+// An environment name ends up in instance names, copy file names and report
+// lines: a newline or a control character would split or forge them.
+TEST_F(EnvironmentTest, EnvironmentNamesArePrintableAndShort) {
+  for (const std::string& name :
+       {std::string("ssr\nfake-line"), std::string("a\x01b"), std::string(300, 'e'),
+        std::string("a#b"), std::string("a/b"), std::string("a b"), std::string("")}) {
+    SCOPED_TRACE(name.substr(0, 20));
+    auto env = Environment::Create({.name = name, .module_roots = {kModuleDir}}, loader_);
+    ASSERT_FALSE(env.ok());
+    EXPECT_EQ(env.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(env.status().message(), HasSubstr("rename it"));
+    EXPECT_EQ(env.status().message().find('\n'), std::string_view::npos);
+  }
+  EXPECT_NE(MakeEnv("edge-1.eu_west", {kModuleDir}), nullptr);
+}
+
 TEST_F(EnvironmentTest, UnknownImportNamesModuleImportAndEnvironment) {
   auto ssr = MakeEnv("ssr", {kBadDir});
   auto result = ssr->Import("unknown-import");

@@ -358,6 +358,37 @@ TEST_F(ReloadTest, AThrowingStaticInitialiserIsANamedErrorByDefault) {
   EXPECT_NE(ssr->Find("head"), nullptr);
 }
 
+// An initialiser that calls exit(0) ends the preflight process "successfully":
+// the helper's stage report, not its exit status, says the library loaded.
+TEST_F(ReloadTest, AStaticInitialiserThatExitsIsANamedErrorByDefault) {
+  Put(kBadDir / "static-exit.so", "static-exit.so");
+  Put(kModuleDir / "head.so", "head.so");
+  auto created = Environment::Create({.name = "ssr", .module_roots = {root()}}, loader_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Environment* ssr = created->get();
+  ASSERT_TRUE(ssr->Import("head").ok());
+  absl::StatusOr<Instance*> loaded = ssr->Import("static-exit");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(
+      loaded.status().message(),
+      AllOf(HasSubstr("cannot load ssr#static-exit"),
+            HasSubstr("ended a preflight process with exit status 0"), HasSubstr("calls exit()")));
+  EXPECT_NE(ssr->Find("head"), nullptr);
+}
+
+// A finaliser that crashes would end the host when the copy retires or the
+// process exits: the preflight unloads the library too.
+TEST_F(ReloadTest, AFinaliserThatCrashesIsANamedErrorByDefault) {
+  Put(kBadDir / "crashing-finaliser.so", "crashing-finaliser.so");
+  auto created = Environment::Create({.name = "ssr", .module_roots = {root()}}, loader_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  absl::StatusOr<Instance*> loaded = (*created)->Import("crashing-finaliser");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(loaded.status().message(), AllOf(HasSubstr("cannot load ssr#crashing-finaliser"),
+                                               HasSubstr("unloading it failed (killed by signal 6"),
+                                               HasSubstr("fix its finalisers")));
+}
+
 TEST_F(ReloadTest, AReloadPreflightsTheChangedLibraryByDefault) {
   Put(kModuleDir / "head.so", "head.so");
   Put(kProbeDir / "head-probe.so", "head-probe.so");

@@ -246,6 +246,32 @@ TEST_F(UntrustedInputTest, ADescriptorWithAnInvalidIdIsRefused) {
               AllOf(HasSubstr("'Bad.Id'"), HasSubstr((kBadDir / "bad-id.so").string())));
 }
 
+// A slot cell the host could not write (here: a constant, read-only once
+// relocated) would crash it at the first registration; refused at load.
+TEST_F(UntrustedInputTest, ADescriptorPointingWhereTheHostCannotWriteIsRefused) {
+  LibraryLoader loader(Options());
+  auto library = loader.Load(kBadDir / "constant-cell.so", {"ssr", "constant-cell"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_EQ(library.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(library.status().message(),
+              AllOf(HasSubstr((kBadDir / "constant-cell.so").string()), HasSubstr("'ssr'"),
+                    HasSubstr("slots[0].active_impl"), HasSubstr("MODGRAPH_MODULE")));
+}
+
+// Opening a FIFO for reading blocks until a writer appears: a FIFO named like
+// a library must be refused at once, not hang the loader (or a watcher thread).
+TEST_F(UntrustedInputTest, AFifoInARootIsRefusedWithoutBlocking) {
+  const fs::path root = RootWithHead(scratch_.path());
+  ASSERT_EQ(::mkfifo((root / "fifo.so").c_str(), 0600), 0);
+  LibraryLoader loader(Options());
+  auto library = loader.Load(root, "fifo.so", {"ssr", "fifo"});
+  ASSERT_FALSE(library.ok());
+  EXPECT_EQ(library.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(library.status().message(),
+              AllOf(HasSubstr((root / "fifo.so").string()), HasSubstr("not a regular file")));
+  EXPECT_TRUE(loader.Load(root, "head.so", {"ssr", "head"}).ok());
+}
+
 TEST_F(UntrustedInputTest, ADescriptorImportThatIsAPathIsRefused) {
   LibraryLoader loader(Options());
   auto library = loader.Load(kBadDir / "bad-import-id.so", {"ssr", "bad-import-id"});

@@ -23,6 +23,7 @@ namespace modgraph {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::filesystem::path kModuleDir = MODGRAPH_TEST_MODULE_DIR;
 constexpr auto kPatience = std::chrono::seconds(60);
@@ -127,6 +128,23 @@ TEST(PageServer, DevWarnOnTwoThreadsLeaksEveryTitleButTwoWhenAllWriteBeforeAnyRe
   // survive the last reset — every other response shows a foreign head.
   EXPECT_LE(own, 2);
   EXPECT_GT(Sentinel::Global().leak_count(), 0u);
+}
+
+// Query values reach the page as text: markup in them is escaped, never
+// rendered (a reflected script would run in whoever follows a crafted link).
+TEST(PageServer, RequestInputIsEscapedInThePage) {
+  ServedDev served(Policy::kAuto, 1, server::PageHost::YieldOnce);
+  for (const char* target :
+       {"/concurrent-head?id=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/concurrent-router?id=%3Cscript%3Ex%3C%2Fscript%3E&q=%22%3E%3Cb%3E"}) {
+    SCOPED_TRACE(target);
+    auto page = testing::Fetch(served.port(), target);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->status, 200);
+    EXPECT_THAT(page->body, Not(HasSubstr("<script>")));
+    EXPECT_THAT(page->body, HasSubstr("&lt;script&gt;"));
+    EXPECT_THAT(page->body, Not(HasSubstr("\"><b>")));
+  }
 }
 
 TEST(PageServer, DelayMsIsBoundedAndAnOutOfRangeValueIs400) {

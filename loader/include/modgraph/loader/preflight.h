@@ -12,7 +12,11 @@
 //     return ok;  // "static initialisation of '/app/modules/head.so' failed in a
 //                 //  preflight process: uncaught std::runtime_error: ..."
 //
-// What it catches: throwing, aborting, crashing or hanging initialisers, and
+// The helper loads the library, follows its module descriptors as the loader
+// does, unloads it (DT_FINI, fini arrays, static destructors) and exits
+// normally, reporting each stage passed on a pipe. What it catches: throwing,
+// aborting, crashing, hanging or exiting initialisers (exit(0) included),
+// descriptors pointing outside the library, finalisers that crash, and
 // libraries that dlopen refuses. What it cannot: an initialiser that fails only
 // in the host (it depends on the host's state), or a clash of modgraph's own
 // named registrations (those are refused in-process: registrations.h).

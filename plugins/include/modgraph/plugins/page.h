@@ -18,8 +18,40 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace modgraph::plugins {
+
+// `text` with &, <, >, " and ' replaced by character references: request input
+// (a query value, a path) put into HTML text or a quoted attribute stays text
+// (HTML Living Standard, "serializing HTML fragments", escaping a string; OWASP
+// XSS prevention rules 1 and 2).
+inline std::string EscapeHtml(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
 
 struct PageRequest {
   std::string path;

@@ -44,6 +44,7 @@ struct Segment {
   std::uint64_t memsz = 0;
   std::uint64_t offset = 0;  // in the file
   std::uint64_t filesz = 0;
+  bool readable = false;    // PF_R
   bool writable = false;    // PF_W
   bool executable = false;  // PF_X
 };
@@ -71,14 +72,21 @@ struct SharedObject {
   // static TLS block, which glibc cannot grow after start-up.
   std::uint64_t tls_size = 0;
   bool own_static_tls = false;
+  // PT_GNU_RELRO: made read-only once relocated (empty when absent).
+  std::uint64_t relro_vaddr = 0;
+  std::uint64_t relro_memsz = 0;
 };
 
 // Inspects a whole shared-object image (the file's bytes). Checks that it is a
 // 64-bit ELF ET_DYN for this machine with a dynamic segment, then reads the
 // program headers, the dynamic segment, the dynamic symbol table (found through
 // DT_SYMTAB/DT_STRTAB and sized by DT_GNU_HASH or DT_HASH, as ld.so does) and
-// the RELA relocations. InvalidArgument, naming the structure at fault, for
-// anything malformed or out of bounds. Never reads outside `image`.
+// the RELA relocations. Also checks what ld.so will call or walk at load and
+// unload: DT_INIT/DT_FINI inside an executable segment, the init, preinit and
+// fini arrays (address and size given together, whole pointers) and the
+// relocation tables inside loaded segments, DT_RELACOUNT within DT_RELASZ.
+// InvalidArgument, naming the structure at fault, for anything malformed or
+// out of bounds. Never reads outside `image`.
 absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image);
 
 // A symbol for naming addresses: from .symtab when the file has one, else from
