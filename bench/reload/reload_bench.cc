@@ -72,14 +72,17 @@ class LoadedServer {
                                  .entry_modules = {"head-state", "stress-page"},
                                  .policy = Policy::kAuto,
                                  .preflight = preflight});
-    spec.server = {.pages_environment = "ssr", .entry_environment = "", .pages = {"stress-page"}};
+    spec.server = {.pages_environment = "ssr",
+                   .entry_environment = "",
+                   .pages = {"stress-page"},
+                   .work_ms = 0};  // no simulated fetch: requests ask ?delay_ms=1
     topology_ = *Topology::Create(std::move(spec));
     for (const absl::Status& error : topology_->LoadEntries()) {
       fmt::print(stderr, "load error: {}\n", std::string(error.message()));
     }
     pages_ = *server::PageHost::Create(*topology_);
     server_ =
-        *server::HttpServer::Start({.threads = 2}, pages_->MakeRouter(server::PageHost::YieldOnce));
+        *server::HttpServer::Start({.threads = 2}, pages_->MakeRouter(pages_->TopologyWork()));
     if (clients > 0) {
       load_ = std::thread([this, clients] {
         std::vector<std::string> targets;

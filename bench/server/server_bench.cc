@@ -48,11 +48,12 @@ void Drive(benchmark::State& state, std::uint16_t port) {
 }
 
 void BM_Modgraph(benchmark::State& state, bool prod, bool context) {
-  auto topology = testing::LoadForTest(
-      prod ? example::ProdTopology(kBundle) : example::DevTopology(kModuleDir), Policy::kAuto);
+  TopologySpec spec = prod ? example::ProdTopology(kBundle) : example::DevTopology(kModuleDir);
+  spec.server.work_ms = 0;  // pages yield once: the server is measured, not a simulated fetch
+  auto topology = testing::LoadForTest(std::move(spec), Policy::kAuto);
   auto pages = server::PageHost::Create(**topology);
   auto server = server::HttpServer::Start({.context_enabled = context},
-                                          (*pages)->MakeRouter(server::PageHost::YieldOnce));
+                                          (*pages)->MakeRouter((*pages)->TopologyWork()));
   if (!server.ok()) {
     state.SkipWithError("server did not start");
     return;

@@ -160,10 +160,25 @@ absl::StatusOr<std::unique_ptr<Environment>> Environment::Create(EnvironmentSpec
     for (char& c : shown) {
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     }
+    // Name the first character that is not allowed, when it is printable.
+    std::string why = spec.name.empty()       ? " (empty)"
+                      : spec.name.size() > 64 ? fmt::format(" ({} bytes)", spec.name.size())
+                                              : "";
+    for (char c : spec.name) {
+      const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+      if (allowed) continue;
+      if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) {
+        why = fmt::format(" ('{}' is not allowed)", c);
+      } else {
+        why = " (a control character is not allowed)";
+      }
+      break;
+    }
     return absl::InvalidArgumentError(fmt::format(
         "environment name '{}'{} is not valid: use 1 to 64 letters, digits, '-', '_' or '.' "
         "(it names instances, e.g. 'ssr#head', and copy files); rename it",
-        shown, spec.name.size() > 64 ? fmt::format(" ({} bytes)", spec.name.size()) : ""));
+        shown, why));
   }
   if (spec.module_roots.empty()) {
     return absl::InvalidArgumentError(

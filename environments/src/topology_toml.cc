@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include <cstdint>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -112,6 +113,14 @@ absl::StatusOr<std::optional<Preflight>> PreflightOf(const toml::table& table,
                   Where(*node, origin), what));
 }
 
+// A value as an error message shows it: numbers as written, strings quoted.
+std::string Describe(const toml::node& node) {
+  if (const auto* integer = node.as_integer()) return fmt::format("{}", integer->get());
+  if (const auto* number = node.as_floating_point()) return fmt::format("{}", number->get());
+  if (const auto* text = node.as_string()) return fmt::format("\"{}\"", text->get());
+  return "a value that is not a number";
+}
+
 fs::path Resolve(const fs::path& base_dir, std::string_view text) {
   fs::path path(text);
   return path.is_absolute() ? path : base_dir / path;
@@ -176,7 +185,7 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
           fmt::format("{}: 'server' must be a table: [server]", Where(*server, origin)));
     }
     const std::set<std::string_view> server_keys = {"pages_environment", "entry_environment",
-                                                    "pages"};
+                                                    "pages", "work_ms"};
     if (absl::Status s = UnknownKeys(*table, server_keys, origin, "[server]"); !s.ok()) return s;
     for (auto [key, field] : {std::pair{"pages_environment", &spec.server.pages_environment},
                               std::pair{"entry_environment", &spec.server.entry_environment}}) {
@@ -189,6 +198,19 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
         ModuleIdList(*table, "pages", origin, "[server]");
     if (!pages.ok()) return pages.status();
     spec.server.pages = *std::move(pages);
+    if (const toml::node* work = table->get("work_ms")) {
+      const std::optional<std::int64_t> ms =
+          work->as_integer() != nullptr ? std::optional(work->as_integer()->get()) : std::nullopt;
+      if (!ms || *ms < 0 || *ms > ServerSpec::kMaxWorkMs) {
+        return absl::InvalidArgumentError(fmt::format(
+            "{}: 'work_ms' in [server] is the latency of each page's simulated data fetch and "
+            "must be a whole number of milliseconds from 0 to {}; got {}; set e.g. work_ms = {} "
+            "(0 for benchmarks)",
+            Where(*work, origin), ServerSpec::kMaxWorkMs, Describe(*work),
+            ServerSpec::kDefaultWorkMs));
+      }
+      spec.server.work_ms = static_cast<int>(*ms);
+    }
   }
   for (std::string_view key : {"deployment_id", "build_id"}) {
     if (const toml::node* node = root.get(key)) {

@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<PageHost>> PageHost::Create(Topology& topology) {
     host->pages_.push_back({api->route, id, (*page)->name()});
   }
   host->pages_env_ = pages_env;
+  host->work_ms_ = spec.work_ms;
   host->entry_env_ = topology.environment(spec.entry_environment);
   return host;
 }
@@ -130,16 +131,19 @@ Router PageHost::MakeRouter(WorkFactory make_work) const {
   return router;
 }
 
-absl::StatusOr<PageHost::AsyncWork> PageHost::YieldOnce(const Request& request) {
-  int delay_ms = 0;
+namespace {
+
+// Waits `?delay_ms=N` if the request asks, else `default_ms`; 0 yields once.
+absl::StatusOr<PageHost::AsyncWork> WaitFor(const Request& request, int default_ms) {
+  int delay_ms = default_ms;
   if (auto it = request.query.find("delay_ms"); it != request.query.end()) {
     const std::string& text = it->second;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), delay_ms);
     if (error != std::errc() || end != text.data() + text.size() || delay_ms < 0 ||
-        delay_ms > kMaxDelayMs) {
+        delay_ms > PageHost::kMaxDelayMs) {
       return absl::InvalidArgumentError(
           fmt::format("delay_ms must be a whole number of milliseconds from 0 to {}; got '{}'",
-                      kMaxDelayMs, text.size() > 40 ? text.substr(0, 40) + "..." : text));
+                      PageHost::kMaxDelayMs, text.size() > 40 ? text.substr(0, 40) + "..." : text));
     }
   }
   return [delay_ms]() -> boost::asio::awaitable<void> {
@@ -151,6 +155,16 @@ absl::StatusOr<PageHost::AsyncWork> PageHost::YieldOnce(const Request& request) 
       co_await timer.async_wait(boost::asio::use_awaitable);
     }
   };
+}
+
+}  // namespace
+
+absl::StatusOr<PageHost::AsyncWork> PageHost::YieldOnce(const Request& request) {
+  return WaitFor(request, 0);
+}
+
+PageHost::WorkFactory PageHost::TopologyWork() const {
+  return [work_ms = work_ms_](const Request& request) { return WaitFor(request, work_ms); };
 }
 
 std::vector<std::string> PageHost::routes() const {

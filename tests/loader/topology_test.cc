@@ -2,6 +2,7 @@
 // one bad environment does not stop the others.
 #include "modgraph/environments/topology.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -115,6 +116,33 @@ TEST(TopologyParseTest, RejectsEachKindOfMistakeWithItsOwnMessage) {
     ASSERT_FALSE(spec.ok()) << c.text;
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
     EXPECT_THAT(spec.status().message(), HasSubstr(c.expected)) << c.text;
+  }
+}
+
+TEST(TopologyParseTest, ServerWorkMsIsReadWithADefaultAndBounded) {
+  constexpr std::string_view kEnvironments = R"(
+[[environments]]
+name = "ssr"
+module_roots = ["modules"]
+)";
+  auto defaulted = Parse(std::string("name = \"app\"\n[server]\npages = [\"a\"]\n") +
+                         std::string(kEnvironments));
+  ASSERT_TRUE(defaulted.ok()) << defaulted.status();
+  EXPECT_EQ(defaulted->server.work_ms, ServerSpec::kDefaultWorkMs);
+  for (int ms : {0, 12, ServerSpec::kMaxWorkMs}) {
+    auto spec = Parse(fmt::format("name = \"app\"\n[server]\nwork_ms = {}\n{}", ms, kEnvironments));
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_EQ(spec->server.work_ms, ms);
+  }
+  for (std::string_view bad : {"-1", "60001", "99999999999999", "\"5ms\"", "1.5"}) {
+    auto spec =
+        Parse(fmt::format("name = \"app\"\n[server]\nwork_ms = {}\n{}", bad, kEnvironments));
+    ASSERT_FALSE(spec.ok()) << bad;
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(spec.status().message(), HasSubstr("app.toml:3:11: 'work_ms' in [server]")) << bad;
+    EXPECT_THAT(spec.status().message(),
+                HasSubstr("must be a whole number of milliseconds from 0 to 60000"));
+    EXPECT_THAT(spec.status().message(), HasSubstr("set e.g. work_ms = 5 (0 for benchmarks)"));
   }
 }
 

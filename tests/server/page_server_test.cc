@@ -176,5 +176,42 @@ TEST(PageServer, DelayMsIsBoundedAndAnOutOfRangeValueIs400) {
   EXPECT_THAT(fine->body, HasSubstr("<title>req-1</title>"));
 }
 
+// `[server] work_ms` of a topology file is the latency of the work the page
+// host hands each page when serving with TopologyWork().
+TEST(PageServerTest, TheTopologysWorkMsReachesThePageHost) {
+  absl::StatusOr<TopologySpec> spec = ParseTopology(fmt::format(R"(
+name = "timed"
+[server]
+pages_environment = "ssr"
+pages = ["concurrent-head"]
+work_ms = 7
+[[environments]]
+name = "ssr"
+module_roots = ["{}"]
+entries = ["head-state"]
+)",
+                                                                kModuleDir.string()),
+                                                    "timed.toml", "/");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto topology = testing::LoadForTest(*std::move(spec), Policy::kWarn);
+  ASSERT_TRUE(topology.ok()) << topology.status();
+  auto pages = server::PageHost::Create(**topology);
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  EXPECT_EQ((*pages)->work_ms(), 7);
+  // The example's topologies keep the default; benchmarks set 0.
+  EXPECT_EQ(example::DevTopology(kModuleDir).server.work_ms, ServerSpec::kDefaultWorkMs);
+
+  auto server = server::HttpServer::Start({}, (*pages)->MakeRouter((*pages)->TopologyWork()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto page = testing::Fetch((*server)->port(), "/concurrent-head?id=3");
+  auto refused = testing::Fetch((*server)->port(), "/concurrent-head?id=4&delay_ms=-1");
+  (*server)->Stop();
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->body, HasSubstr("<title>req-3</title>"));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->status, 400);
+}
+
 }  // namespace
 }  // namespace modgraph

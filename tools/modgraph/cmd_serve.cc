@@ -97,10 +97,11 @@ int RunServe(const ServeOptions& options) {
     return kExitError;
   }
   // --barrier N: each request waits until N requests arrived — a reproducible
-  // burst for demonstrations; otherwise pages yield once (or ?delay_ms=N).
+  // burst for demonstrations; otherwise pages await the topology's simulated data
+  // fetch ([server] work_ms, or ?delay_ms=N).
   std::shared_ptr<server::ArrivalBarrier> barrier;
   if (options.barrier > 0) barrier = std::make_shared<server::ArrivalBarrier>(options.barrier);
-  server::PageHost::WorkFactory work = server::PageHost::YieldOnce;
+  server::PageHost::WorkFactory work = (*pages)->TopologyWork();
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
   // --audit: every resumption of a page is a scheduling point of the
   // module-state audit (one io thread, so slices do not overlap).
@@ -260,8 +261,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                     "after SIGINT/SIGTERM, in-flight requests still running this long are "
                     "cancelled (503); a second signal stops at once");
   command->footer(
-      "Limits: docs/server.md compares the defaults with nginx, Envoy and Node. ?delay_ms= is "
-      "bounded to 0..60000.\n"
+      "Each page awaits a simulated data fetch of the topology's [server] work_ms milliseconds "
+      "(default 5; 0 yields once); ?delay_ms= overrides it per request, bounded to 0..60000.\n"
+      "Limits: docs/server.md compares the defaults with nginx, Envoy and Node.\n"
       "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 1 "
       "when requests had to be cancelled at the drain deadline or abandoned by a second signal, "
       "2 error. Every library is preflighted (loaded once in a child process) before it is "

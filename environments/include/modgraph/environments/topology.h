@@ -18,6 +18,8 @@
 //   pages_environment = "app"
 //   entry_environment = "app"
 //   pages = ["checkout-page"]
+//   work_ms = 5                    # simulated latency of each page's data fetch (0 to 60000;
+//   default 5)
 //   [[environments]]
 //   name = "app"
 //   mode = "isolated"             # or "bundled"
@@ -54,6 +56,14 @@ struct ServerSpec {
   std::string pages_environment;   // where pages render
   std::string entry_environment;   // where the module that wraps pages in a document lives
   std::vector<std::string> pages;  // page module ids
+  // The latency, in milliseconds, of the asynchronous work the server hands each
+  // page when serving (`[server] work_ms`): a simulated data fetch, during which
+  // other requests run — as a real page's fetch lets them — so shared
+  // module-level state shows with any ordinary client. 0 yields once instead
+  // (benchmarks); a request's `?delay_ms=N` overrides it.
+  int work_ms = kDefaultWorkMs;
+  static constexpr int kDefaultWorkMs = 5;
+  static constexpr int kMaxWorkMs = 60'000;  // one minute, as `?delay_ms=`
 };
 
 struct TopologySpec {

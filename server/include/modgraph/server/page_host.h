@@ -73,6 +73,13 @@ class PageHost {
   // parameter, the value and the range).
   static absl::StatusOr<AsyncWork> YieldOnce(const Request& request);
 
+  // The topology's work (what `modgraph serve` serves with): each page waits
+  // `[server] work_ms` milliseconds (ServerSpec::work_ms), a simulated data
+  // fetch during which other requests run; 0 yields once. `?delay_ms=N`
+  // overrides it per request, as in YieldOnce.
+  WorkFactory TopologyWork() const;
+  int work_ms() const { return work_ms_; }
+
   std::vector<std::string> routes() const;
   const std::string& pages_environment() const { return pages_environment_; }
 
@@ -88,6 +95,7 @@ class PageHost {
 
   std::vector<Page> pages_;
   std::string pages_environment_;
+  int work_ms_ = 0;
   const Environment* pages_env_ = nullptr;
   const Environment* entry_env_ = nullptr;  // where server-entry lives, if anywhere
 };
