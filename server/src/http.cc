@@ -18,6 +18,11 @@ int hex_value(char c) {
 // Percent-decodes `in` (and '+' as a space in query components) into `out`.
 absl::Status percent_decode(std::string_view in, bool plus_is_space, std::string_view target,
                             std::string& out) {
+  if (in.find_first_of(plus_is_space ? std::string_view("%+\0", 3) : std::string_view("%\0", 2)) ==
+      std::string_view::npos) {
+    out.assign(in.data(), in.size());  // nothing to decode: the common case
+    return absl::OkStatus();
+  }
   out.clear();
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -22,6 +23,7 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -150,7 +152,9 @@ Request to_request(const http::request<http::string_body>& message, std::uint64_
   request.id = id;
   for (const auto& field : message) {
     std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // field names are ASCII
+    }
     auto [it, inserted] = request.headers.try_emplace(std::move(name), field.value());
     if (!inserted) {
       it->second += ", ";
@@ -162,6 +166,42 @@ Request to_request(const http::request<http::string_body>& message, std::uint64_
 }
 
 std::int64_t ms(std::chrono::milliseconds d) { return d.count(); }
+
+// Whether a response's head is the plain one AppendResponseHead writes: a
+// status Beast knows by name that carries a Content-Length (not 1xx, 204, 304).
+bool HasPlainHead(int status) {
+  const http::status known = http::int_to_status(static_cast<unsigned>(status));
+  return known != http::status::unknown && status >= 200 && status != 204 && status != 304;
+}
+
+// The head Beast's serializer writes for a response with the server's fields
+// (Server, Content-Type, Allow if any, Connection as keep_alive() sets it for
+// the version, Content-Length), appended to `out`.
+void AppendResponseHead(std::string& out, unsigned version, int status,
+                        std::string_view content_type, std::string_view allow, bool keep_alive,
+                        std::size_t content_length) {
+  char digits[24];
+  out += "HTTP/";
+  out += static_cast<char>('0' + version / 10);
+  out += '.';
+  out += static_cast<char>('0' + version % 10);
+  out += ' ';
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, status).ptr);
+  out += ' ';
+  const beast::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: modgraph\r\nContent-Type: ";
+  out += content_type;
+  if (!allow.empty()) {
+    out += "\r\nAllow: ";
+    out += allow;
+  }
+  if (version >= 11 && !keep_alive) out += "\r\nConnection: close";
+  if (version < 11 && keep_alive) out += "\r\nConnection: keep-alive";
+  out += "\r\nContent-Length: ";
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, content_length).ptr);
+  out += "\r\n\r\n";
+}
 
 // What the server answers for one request, beyond the handler's response.
 struct Outcome {
@@ -238,19 +278,22 @@ struct HttpServer::Impl {
 
   // Phase deadlines (on the thread of `session`).
   static void SetDeadline(const std::shared_ptr<Session>& session,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout, Clock::time_point now = Clock::now());
   static void ClearDeadline(Session& session) { session.deadline = Clock::time_point::max(); }
   static void ArmWatchdog(const std::shared_ptr<Session>& session, Clock::time_point at);
-  static void EnterPhase(Session& session, Phase phase) {
+  // Returns the time it read, for a deadline set at the same moment.
+  static Clock::time_point EnterPhase(Session& session, Phase phase) {
+    const Clock::time_point now = Clock::now();
     session.phase.store(phase, std::memory_order_relaxed);
-    session.waiting_since.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    session.waiting_since.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    return now;
   }
 };
 
 void HttpServer::Impl::SetDeadline(const std::shared_ptr<Session>& session,
-                                   std::chrono::milliseconds timeout) {
+                                   std::chrono::milliseconds timeout, Clock::time_point now) {
   session->timed_out = false;
-  session->deadline = Clock::now() + timeout;
+  session->deadline = now + timeout;
   // The watchdog only moves earlier: a later deadline is found when it wakes.
   if (session->deadline < session->armed_until) ArmWatchdog(session, session->deadline);
 }
@@ -649,14 +692,15 @@ asio::awaitable<void> HttpServer::Impl::Linger(const std::shared_ptr<Session>& s
 asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) {
   Session& s = *session;
   beast::flat_buffer buffer;
+  std::string reply_head;  // reused by every response on this connection
   for (;;) {
     // RequestStop sees either an idle phase (and closes the socket) or, after
     // this point, stopping == true: both run on this thread.
-    EnterPhase(s, Phase::kIdle);
+    const Clock::time_point idle_since = EnterPhase(s, Phase::kIdle);
     if (stopping.load() || s.close_after_response) break;
 
     if (buffer.size() == 0) {
-      SetDeadline(session, options.idle_timeout);
+      SetDeadline(session, options.idle_timeout, idle_since);
       auto [idle_error, n] =
           co_await s.socket.async_read_some(buffer.prepare(kFirstRead), kNoThrow);
       buffer.commit(n);
@@ -664,8 +708,7 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
       if (idle_error) break;
     }
 
-    EnterPhase(s, Phase::kHeader);
-    SetDeadline(session, options.header_timeout);
+    SetDeadline(session, options.header_timeout, EnterPhase(s, Phase::kHeader));
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(options.max_body_bytes);
@@ -731,20 +774,38 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     requests.fetch_add(1, std::memory_order_relaxed);
     Outcome outcome = co_await Handle(s, request);
 
-    EnterPhase(s, Phase::kWriting);
+    const Clock::time_point writing_since = EnterPhase(s, Phase::kWriting);
     const bool keep_alive =
         message.keep_alive() && !outcome.close && !stopping.load() && !s.close_after_response;
-    http::response<http::string_body> reply{static_cast<http::status>(outcome.response.status),
-                                            message.version()};
-    reply.set(http::field::server, "modgraph");
-    reply.set(http::field::content_type, outcome.response.content_type);
-    if (!outcome.allow.empty()) reply.set(http::field::allow, outcome.allow);
-    reply.keep_alive(keep_alive);
-    reply.body() = std::move(outcome.response.body);
-    reply.prepare_payload();
-    if (message.method() == http::verb::head) reply.body().clear();  // length stays
-    SetDeadline(session, options.write_timeout);
-    auto [write_error, written] = co_await http::async_write(s.socket, reply, kNoThrow);
+    const bool head = message.method() == http::verb::head;
+    SetDeadline(session, options.write_timeout, writing_since);
+    boost::system::error_code write_error;
+    if (HasPlainHead(outcome.response.status)) {
+      // The head written by hand into a buffer the connection keeps (Beast's
+      // serializer costs more than the rest of the write here), byte for byte
+      // what Beast writes for it; the body is written from the response.
+      reply_head.clear();
+      AppendResponseHead(reply_head, message.version(), outcome.response.status,
+                         outcome.response.content_type, outcome.allow, keep_alive,
+                         outcome.response.body.size());
+      const std::array<asio::const_buffer, 2> parts{
+          asio::buffer(reply_head),
+          head ? asio::const_buffer() : asio::buffer(outcome.response.body)};
+      auto [error, written] = co_await asio::async_write(s.socket, parts, kNoThrow);
+      write_error = error;
+    } else {
+      http::response<http::string_body> reply{static_cast<http::status>(outcome.response.status),
+                                              message.version()};
+      reply.set(http::field::server, "modgraph");
+      reply.set(http::field::content_type, outcome.response.content_type);
+      if (!outcome.allow.empty()) reply.set(http::field::allow, outcome.allow);
+      reply.keep_alive(keep_alive);
+      reply.body() = std::move(outcome.response.body);
+      reply.prepare_payload();
+      if (head) reply.body().clear();  // length stays
+      auto [error, written] = co_await http::async_write(s.socket, reply, kNoThrow);
+      write_error = error;
+    }
     if (write_error) break;
     if (outcome.close) {
       // Malformed: the rest of what the client sent is not trusted.
