@@ -602,19 +602,14 @@ asio::awaitable<Outcome> HttpServer::Impl::Handle(Session& session, Request& req
     return asio::bind_cancellation_slot(session.cancel_handler.slot(), kNoThrow);
   };
   if (options.context_enabled) {
-    // Created outside any context, so a request never inherits another's values.
-    RequestContext request_scope =
-        run(Context(), [&] { return RequestContext::create(request.id); });
-    // modgraph::co_spawn wraps the executor with the request context: the handler
-    // starts, resumes after every co_await, and completes inside the request scope.
-    std::tie(error, response) = co_await run_request(request_scope, [&] {
-      return modgraph::co_spawn(session.socket.get_executor(), Invoke(route->handler, request),
-                                token());
-    });
+    // A new request scope (inheriting nothing) for the handler: it starts,
+    // resumes after every co_await, and completes inside it.
+    std::tie(error, response) = co_await modgraph::co_spawn_request(
+        request.id, session.socket.get_executor(), Invoke(route->handler, request), token());
     session.cancel_handler.slot().clear();
-    // The completion may have resumed us inline, still inside the request scope;
-    // hop through the executor so the connection's own code runs in none, and
-    // while request_scope is still alive.
+    // The completion may have resumed us inline, still inside the request scope
+    // (the spawn's work holds it until the completion returns); hop through the
+    // executor so the connection's own code runs in none.
     co_await asio::post(session.socket.get_executor(), asio::use_awaitable);
   } else {
     // The same spawn and hop without the scope: on and off differ only by the

@@ -184,6 +184,35 @@ TEST(AsioPropagationTest, ExceptionInACoroutineRestoresAndReachesTheCompletion) 
   EXPECT_FALSE(in_request_scope());
 }
 
+// A server's request path: one call makes a fresh request scope, inheriting
+// nothing from whatever is current, for the coroutine and its completion.
+TEST(AsioPropagationTest, CoSpawnRequestRunsInAFreshRequestScope) {
+  asio::io_context io;
+  const Key<int> caller_value;
+  std::vector<std::string> seen;
+  const auto where = [&](const char* step) {
+    seen.push_back(std::string(step) + " " + std::to_string(current_request_id()) +
+                   (get(caller_value) == nullptr ? " -" : " inherited"));
+  };
+  run_request(RequestContext::create(3), [&] {
+    run(current().with(caller_value, 7), [&] {
+      modgraph::co_spawn_request(
+          9, io,
+          [&]() -> asio::awaitable<void> {
+            where("start");
+            co_await asio::post(asio::use_awaitable);
+            where("resumed");
+          },
+          [&](std::exception_ptr) { where("completion"); });
+      where("caller");
+    });
+  });
+  io.run();
+  EXPECT_EQ(seen, (std::vector<std::string>{"caller 3 inherited", "start 9 -", "resumed 9 -",
+                                            "completion 9 -"}));
+  EXPECT_FALSE(in_request_scope());
+}
+
 TEST(AsioPropagationTest, NestedScopeInsideACoroutineIsRestored) {
   asio::io_context io;
   std::vector<int> seen;

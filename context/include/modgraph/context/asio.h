@@ -53,6 +53,7 @@
 
 #include "modgraph/context/context.h"
 #include "modgraph/context/internal/in_context.h"
+#include "modgraph/context/request_context.h"
 
 namespace modgraph {
 
@@ -327,6 +328,30 @@ requires boost::asio::execution::is_executor<Executor>::value auto co_spawn(
       context_internal::InitiateSpawnInContext{}, token, std::move(ctx),
       context_internal::context_aware(ex),
       context_internal::checked_spawnable(A(std::forward<Awaitable>(awaitable)), request, where));
+}
+
+// co_spawn in a new request scope: a request context with id `request_id` (>
+// 0; RequestContext::create, made outside any context so it inherits no
+// values) is the spawning context, whatever is current here. The coroutine
+// starts, resumes after every co_await and completes in that request; so does
+// its completion handler (the spawn's work holds the context until then). A
+// server's request path enters the context layer with this one call.
+//
+//   co_await modgraph::co_spawn_request(request.id, socket.get_executor(),
+//                                       handle(request), asio::use_awaitable);
+template <class Executor, class Awaitable, class Token>
+requires boost::asio::execution::is_executor<Executor>::value auto co_spawn_request(
+    std::uint64_t request_id, const Executor& ex, Awaitable&& awaitable, Token&& token,
+    std::source_location where = std::source_location::current()) {
+  using A = std::remove_cvref_t<Awaitable>;
+  using Signature = typename context_internal::spawn_signature<
+      typename context_internal::spawn_traits<A>::value_type>::type;
+  Context ctx = run(Context(), [&] { return RequestContext::create(request_id); }).context();
+  return boost::asio::async_initiate<Token, Signature>(
+      context_internal::InitiateSpawnInContext{}, token, std::move(ctx),
+      context_internal::context_aware(ex),
+      context_internal::checked_spawnable(A(std::forward<Awaitable>(awaitable)), request_id,
+                                          where));
 }
 template <class ExecutionContext, class Awaitable, class Token>
 requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
