@@ -194,16 +194,15 @@ TEST(AsioPropagationTest, CoSpawnRequestRunsInAFreshRequestScope) {
     seen.push_back(std::string(step) + " " + std::to_string(current_request_id()) +
                    (get(caller_value) == nullptr ? " -" : " inherited"));
   };
+  const auto body = [&]() -> asio::awaitable<void> {
+    where("start");
+    co_await asio::post(asio::use_awaitable);
+    where("resumed");
+  };
   run_request(RequestContext::create(3), [&] {
     run(current().with(caller_value, 7), [&] {
-      modgraph::co_spawn_request(
-          9, io,
-          [&]() -> asio::awaitable<void> {
-            where("start");
-            co_await asio::post(asio::use_awaitable);
-            where("resumed");
-          },
-          [&](std::exception_ptr) { where("completion"); });
+      modgraph::co_spawn_request(9, io.get_executor(), body(),
+                                 [&](std::exception_ptr) { where("completion"); });
       where("caller");
     });
   });
