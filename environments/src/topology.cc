@@ -71,6 +71,17 @@ class Topology::RegistryFeed final : public InstanceListener, public ProviderCat
 // the registry) before the registry and the loader.
 Topology::~Topology() = default;
 
+absl::StatusOr<LoadedTopology> Topology::Load(TopologySpec spec, const LoadOptions& options) {
+  if (options.policy) OverridePolicy(spec, *options.policy);
+  if (options.preflight) OverridePreflight(spec, *options.preflight);
+  absl::StatusOr<std::unique_ptr<Topology>> topology = Create(std::move(spec), options.loader);
+  if (!topology.ok()) return topology.status();
+  if (options.before_entries) options.before_entries(**topology);
+  LoadedTopology loaded{.topology = *std::move(topology), .errors = {}};
+  loaded.errors = loaded.topology->LoadEntries();
+  return loaded;
+}
+
 absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
                                                            LibraryLoader::Options options) {
   std::unique_ptr<Topology> topology(new Topology());

@@ -131,12 +131,10 @@ std::vector<std::string> Targets(std::string_view pattern, int count) {
 }
 
 absl::StatusOr<std::unique_ptr<Topology>> LoadForTest(TopologySpec spec, Policy policy) {
-  OverridePolicy(spec, policy);
-  absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(std::move(spec));
-  if (!topology.ok()) return topology.status();
-  std::vector<absl::Status> errors = (*topology)->LoadEntries();
-  if (!errors.empty()) return errors.front();
-  return topology;
+  absl::StatusOr<LoadedTopology> loaded = Topology::Load(std::move(spec), {.policy = policy});
+  if (!loaded.ok()) return loaded.status();
+  if (!loaded->errors.empty()) return loaded->errors.front();
+  return std::move(loaded->topology);
 }
 
 absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std::string> targets,

@@ -202,26 +202,22 @@ TEST_F(ReloadTest, ACopyWhoseThreadsMayStillRunIsNotClosed) {
 
 // Under auto, a path that re-creates instances also re-creates their providers.
 TEST_F(ReloadTest, UnloadThenImportUnderAutoBringsTheProvidersBack) {
-  auto topology = Topology::Create(
-      [] {
-        TopologySpec spec = example::DevTopology(kModuleDir);
-        OverridePolicy(spec, Policy::kAuto);
-        return spec;
-      }(),
-      {.temp_root = scratch_.path()});
-  ASSERT_TRUE(topology.ok()) << topology.status();
-  ASSERT_TRUE((*topology)->LoadEntries().empty());
-  Environment* ssr = (*topology)->environment("ssr");
+  auto loaded = Topology::Load(example::DevTopology(kModuleDir),
+                               {.policy = Policy::kAuto, .loader = {.temp_root = scratch_.path()}});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(loaded->errors.empty());
+  Topology& topology = *loaded->topology;
+  Environment* ssr = topology.environment("ssr");
   ASSERT_NE(ssr->Find("head-state"), nullptr);
   ASSERT_TRUE(ssr->Unload("head").ok());
   EXPECT_EQ(ssr->Find("head-state"), nullptr);  // imports head: unloaded with it
   ASSERT_TRUE(ssr->Import("concurrent-head").ok());
   ASSERT_NE(ssr->Find("head-state"), nullptr);
-  std::optional<InstanceRecord> head = (*topology)->registry().Find("ssr#head");
+  std::optional<InstanceRecord> head = topology.registry().Find("ssr#head");
   ASSERT_TRUE(head.has_value());
   EXPECT_TRUE(head->slots.at(0).registered);
   EXPECT_EQ(head->slots.at(0).provider, "ssr#head-state");
-  for (const Finding& finding : (*topology)->registry().Findings()) {
+  for (const Finding& finding : topology.registry().Findings()) {
     EXPECT_NE(finding.instance, "ssr#head");
   }
 }

@@ -23,12 +23,11 @@ inline const std::filesystem::path kModuleDir = MODGRAPH_TEST_MODULE_DIR;
 inline const std::filesystem::path kBundle = MODGRAPH_TEST_BUNDLE;
 
 inline std::unique_ptr<Topology> LoadTopology(TopologySpec spec, Policy policy) {
-  OverridePolicy(spec, policy);
-  auto topology = Topology::Create(std::move(spec));
-  EXPECT_TRUE(topology.ok()) << topology.status();
-  if (!topology.ok()) return nullptr;
-  for (const absl::Status& error : (*topology)->LoadEntries()) ADD_FAILURE() << error;
-  return *std::move(topology);
+  auto loaded = Topology::Load(std::move(spec), {.policy = policy});
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  if (!loaded.ok()) return nullptr;
+  for (const absl::Status& error : loaded->errors) ADD_FAILURE() << error;
+  return std::move(loaded->topology);
 }
 
 inline std::unique_ptr<Topology> Dev(Policy policy) {

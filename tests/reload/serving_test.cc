@@ -192,15 +192,15 @@ TEST_P(WatchedDevTest, AHeadRebuildIsReloadedEverywhereAndTheRegistryShown) {
       scratch.Put(entry.path(), entry.path().filename().string());
     }
   }
-  TopologySpec spec = example::DevTopology(scratch.root());
-  OverridePolicy(spec, GetParam());
-  auto topology = Topology::Create(std::move(spec), {.temp_root = scratch.copies()});
-  ASSERT_TRUE(topology.ok()) << topology.status();
-  ASSERT_THAT((*topology)->LoadEntries(), IsEmpty());
+  auto loaded = Topology::Load(example::DevTopology(scratch.root()),
+                               {.policy = GetParam(), .loader = {.temp_root = scratch.copies()}});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_THAT(loaded->errors, IsEmpty());
+  Topology& topology = *loaded->topology;
   ReportQueue reports;
   auto watcher = ModuleWatcher::Start(
-      **topology, {.debounce = std::chrono::milliseconds(20),
-                   .on_reload = [&](const ReloadReport& r) { reports.Push(r); }});
+      topology, {.debounce = std::chrono::milliseconds(20),
+                 .on_reload = [&](const ReloadReport& r) { reports.Push(r); }});
   ASSERT_TRUE(watcher.ok()) << watcher.status();
   scratch.Put(kModuleDir / "head.so", "head.so");  // a rebuild: a new file, same name
   std::optional<ReloadReport> report = reports.Next();

@@ -32,13 +32,11 @@ const fs::path kBundle = MODGRAPH_TEST_BUNDLE;
 const fs::path kGoldenDir = MODGRAPH_TEST_GOLDEN_DIR;
 
 Report Load(TopologySpec spec, Policy policy) {
-  OverridePolicy(spec, policy);
-  auto topology = Topology::Create(std::move(spec));
-  EXPECT_TRUE(topology.ok()) << topology.status();
-  if (!topology.ok()) return {};
-  std::vector<absl::Status> errors = (*topology)->LoadEntries();
-  for (const absl::Status& error : errors) ADD_FAILURE() << error;
-  return BuildReport(**topology, errors);
+  auto loaded = Topology::Load(std::move(spec), {.policy = policy});
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  if (!loaded.ok()) return {};
+  for (const absl::Status& error : loaded->errors) ADD_FAILURE() << error;
+  return BuildReport(*loaded->topology, loaded->errors);
 }
 
 Report DevReport(Policy policy) { return Load(example::DevTopology(kModuleDir), policy); }

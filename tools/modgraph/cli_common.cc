@@ -29,26 +29,28 @@ void AddTopologyOptions(CLI::App& command, TopologyOptions& options) {
 absl::StatusOr<LoadedTopology> LoadTopology(const TopologyOptions& options) {
   absl::StatusOr<TopologySpec> spec = ResolveTopology(options.topology);
   if (!spec.ok()) return spec.status();
+  std::optional<Policy> policy;
   if (!options.policy.empty()) {
-    std::optional<Policy> policy = ParsePolicy(options.policy);
+    policy = ParsePolicy(options.policy);
     if (!policy) {
       return absl::InvalidArgumentError(
           fmt::format("unknown policy '{}': use warn, strict or auto", options.policy));
     }
-    OverridePolicy(*spec, *policy);
   }
-  // A module whose static initialiser throws must not take the tool down with
-  // it: every library is loaded once in a preflight process first.
-  OverridePreflight(*spec, Preflight::kAlways);
-  absl::StatusOr<std::unique_ptr<Topology>> topology = Topology::Create(
-      *std::move(spec), {.allow_writable_module_paths = options.allow_writable_module_paths});
-  if (!topology.ok()) return topology.status();
-  LoadedTopology loaded{.topology = *std::move(topology), .errors = {}};
-  // Say before loading when the copies would not fit: the failure would come
-  // thousands of loads later, as ENOSPC or an mmap error.
-  for (const std::string& warning : loaded.topology->CapacityWarnings()) PrintWarning(warning);
-  loaded.errors = loaded.topology->LoadEntries();
-  return loaded;
+  return Topology::Load(
+      *std::move(spec),
+      {.policy = policy,
+       // A module whose static initialiser throws must not take the tool down
+       // with it: every library is loaded once in a preflight process first.
+       .preflight = Preflight::kAlways,
+       .loader = {.allow_writable_module_paths = options.allow_writable_module_paths},
+       // Say before loading when the copies would not fit: the failure would
+       // come thousands of loads later, as ENOSPC or an mmap error.
+       .before_entries = [](const Topology& topology) {
+         for (const std::string& warning : topology.CapacityWarnings()) {
+           PrintWarning(warning);
+         }
+       }});
 }
 
 void PrintError(const absl::Status& status, std::string_view hint) {

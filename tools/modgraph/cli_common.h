@@ -36,10 +36,7 @@ void AddTopologyOptions(CLI::App& command, TopologyOptions& options);
 
 // A topology that was created and had its entries loaded; `errors` are the
 // environments or providers that failed (the rest still loaded).
-struct LoadedTopology {
-  std::unique_ptr<Topology> topology;
-  std::vector<absl::Status> errors;
-};
+using ::modgraph::LoadedTopology;
 
 // Resolves, creates and loads the topology `options` name, preflighting every
 // library (environment.h: Preflight::kAlways); an error when it cannot even be

@@ -37,8 +37,10 @@
 #define MODGRAPH_ENVIRONMENTS_TOPOLOGY_H_
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,9 +92,36 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
 // Reads and parses a topology file.
 absl::StatusOr<TopologySpec> LoadTopologyFile(const std::filesystem::path& path);
 
+class Topology;
+
+// How Topology::Load() loads a topology beyond what its spec says: the one
+// path tools, the test kit and tests share.
+struct LoadOptions {
+  std::optional<Policy> policy;        // overrides every environment's policy
+  std::optional<Preflight> preflight;  // overrides every environment's preflight
+  LibraryLoader::Options loader;       // the topology's own loader
+  // Runs once the environments exist, before any module loads (the CLI prints
+  // CapacityWarnings() here).
+  std::function<void(const Topology&)> before_entries;
+};
+
+// A topology and the errors of the entries that did not load (one status per
+// failure, as LoadEntries() returns them; the rest of the topology loaded).
+struct LoadedTopology {
+  std::unique_ptr<Topology> topology;
+  std::vector<absl::Status> errors;
+};
+
 // A loaded topology: its environments, each with its own instances.
 class Topology {
  public:
+  // Create() with the overrides of `options`, then LoadEntries(). A bad spec
+  // is the error (as Create); module errors come back in `errors`.
+  //
+  //   absl::StatusOr<LoadedTopology> loaded =
+  //       Topology::Load(std::move(spec), {.policy = Policy::kAuto});
+  static absl::StatusOr<LoadedTopology> Load(TopologySpec spec, const LoadOptions& options = {});
+
   // Creates every environment. An environment whose spec is bad fails the whole
   // topology (it is a configuration error); see Load() for module errors.
   static absl::StatusOr<std::unique_ptr<Topology>> Create(TopologySpec spec,
