@@ -30,7 +30,7 @@ void Environment::Commit(Transaction& tx, const std::vector<Instance*>& retiring
   struct Revoked {
     const Instance* target;
     const modgraph_slot_decl* slot;
-    const Instance* provider;
+    const Instance* provider_instance;
   };
   std::vector<Revoked> revoked;
   for (const Instance* provider : retiring) {
@@ -66,7 +66,8 @@ void Environment::Commit(Transaction& tx, const std::vector<Instance*>& retiring
       if ((*it)->state_ == Instance::State::kReady) listener_->OnInstanceUnloading(**it);
     }
     for (const Instance* ready : tx.initialised) listener_->OnInstanceReady(*ready);
-    for (const Revoked& r : revoked) listener_->OnAccessorRevoked(*r.target, *r.slot, *r.provider);
+    for (const Revoked& r : revoked)
+      listener_->OnAccessorRevoked(*r.target, *r.slot, *r.provider_instance);
     for (const Instance* ready : tx.initialised) {
       for (const Instance::Registration& r : ready->registrations_) {
         listener_->OnAccessorRegistered(*r.target, *r.slot, *ready);

@@ -1,4 +1,4 @@
-// The `i18n` module: locale behind slots, with a module-level fallback store.
+// The `i18n` module: locale behind slots, with a module-level state.
 #include "modgraph/modules/i18n.h"
 
 #include <map>

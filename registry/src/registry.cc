@@ -59,7 +59,7 @@ void Registry::MarkRegistered(std::string_view instance, std::string_view slot,
   for (SlotRecord& record : it->second.record.slots) {
     if (record.slot != slot) continue;
     record.registered = true;
-    record.provider = std::string(provider);
+    record.provider_instance = std::string(provider);
     record.registered_at = std::chrono::system_clock::now();
     sentinel_.UnwatchRegistration(target.library, instance, slot);
     sentinel_.WatchRegistration(std::string(provider_library), std::string(provider),

@@ -61,8 +61,9 @@ std::string LostContextMessage(const LostContext& lost) {
           ? fmt::format("accessor '{}' of the module copy {}", lost.slot, lost.library)
           : fmt::format("slot '{}' of {} (environment '{}', module '{}'){}", lost.slot,
                         lost.instance, lost.environment, lost.module,
-                        lost.provider.empty() ? std::string()
-                                              : fmt::format(" through provider {}", lost.provider));
+                        lost.provider_instance.empty()
+                            ? std::string()
+                            : fmt::format(" through provider {}", lost.provider_instance));
   return fmt::format(
       "{}{} ran on thread {} with no request scope while {} request(s) were in flight: work "
       "started by a request lost its context and used module-level state shared by every "
@@ -166,7 +167,7 @@ void Sentinel::OnLostContext(const void* anchor, const char* module_id, const ch
       lost.module = registration->target.module;
       lost.instance = registration->target.instance;
       lost.policy = registration->target.policy;
-      lost.provider = registration->provider_instance;
+      lost.provider_instance = registration->provider_instance;
     } else if (candidates.size() == 1) {
       lost.environment = candidates.front()->environment;
       lost.module = candidates.front()->module;

@@ -57,7 +57,7 @@ TEST_F(EnvironmentTest, NodeAndSsrInstancesDoNotShareState) {
   auto ssr = MakeEnv("ssr", {kModuleDir});
   const HeadApi& node_head = Head(*node);
   const HeadApi& ssr_head = Head(*ssr);
-  // Outside any request the default accessor writes module-level state.
+  // Outside any request the module-level default accessor writes module-level state.
   node_head.add_child("<title>from node</title>");
   EXPECT_EQ(node_head.render(), "<title>from node</title>");
   EXPECT_EQ(ssr_head.render(), "");

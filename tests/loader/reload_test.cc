@@ -216,7 +216,7 @@ TEST_F(ReloadTest, UnloadThenImportUnderAutoBringsTheProvidersBack) {
   std::optional<InstanceRecord> head = topology.registry().Find("ssr#head");
   ASSERT_TRUE(head.has_value());
   EXPECT_TRUE(head->slots.at(0).registered);
-  EXPECT_EQ(head->slots.at(0).provider, "ssr#head-state");
+  EXPECT_EQ(head->slots.at(0).provider_instance, "ssr#head-state");
   for (const Finding& finding : topology.registry().Findings()) {
     EXPECT_NE(finding.instance, "ssr#head");
   }

@@ -1,5 +1,5 @@
 // The framework modules beyond head: router, i18n (with_locale and its
-// module-level fallback), request-store and cache-runtime's deployment-scoped keys.
+// module-level state), request-store and cache-runtime's deployment-scoped keys.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <stdlib.h>
@@ -75,7 +75,7 @@ TEST_F(SentinelTest, WithLocaleIsolatesOutsideTheUnifiedScopeAndFallsBackOutside
     inner.append("/").append(i18n.locale());
   });
   EXPECT_EQ(inner, "こんにちは/Bonjour/ja");
-  // Outside with_locale, the module-level fallback store: shared, as documented.
+  // Outside with_locale, the module-level state: shared, as documented.
   i18n.set_locale("fr");
   EXPECT_EQ(i18n.fallback_store()->locale, "fr");
   EXPECT_EQ(i18n.translate("farewell"), "Au revoir");

@@ -52,11 +52,11 @@ TEST(RegistryTest, DevWarnListsExactlyTheSsrHeadAndRouterWithTheirTwins) {
   ASSERT_TRUE(i18n.has_value());
   for (const SlotRecord& slot : i18n->slots) {
     EXPECT_TRUE(slot.registered) << slot.slot;
-    EXPECT_EQ(slot.provider, "ssr#i18n-state");
+    EXPECT_EQ(slot.provider_instance, "ssr#i18n-state");
   }
   std::optional<InstanceRecord> node_head = dev->registry().Find("node#head");
   ASSERT_TRUE(node_head.has_value());
-  EXPECT_EQ(node_head->slots.at(0).provider, "node#head-state");
+  EXPECT_EQ(node_head->slots.at(0).provider_instance, "node#head-state");
   EXPECT_NE(node_head->slots.at(0).registered_at, std::chrono::system_clock::time_point{});
 }
 
@@ -65,13 +65,13 @@ TEST(RegistryTest, DevAutoRegistersEveryInstance) {
   EXPECT_THAT(dev->registry().Findings(), IsEmpty());
   EXPECT_NE(dev->environment("ssr")->Find("head-state"), nullptr);
   EXPECT_NE(dev->environment("ssr")->Find("router-state"), nullptr);
-  EXPECT_EQ(dev->registry().Find("ssr#head")->slots.at(0).provider, "ssr#head-state");
+  EXPECT_EQ(dev->registry().Find("ssr#head")->slots.at(0).provider_instance, "ssr#head-state");
 }
 
 TEST(RegistryTest, ProdHasNothingUnregistered) {
   auto prod = Prod();
   EXPECT_THAT(prod->registry().Findings(), IsEmpty());
-  EXPECT_EQ(prod->registry().Find("prod#head")->slots.at(0).provider, "prod#head-state");
+  EXPECT_EQ(prod->registry().Find("prod#head")->slots.at(0).provider_instance, "prod#head-state");
 }
 
 TEST_F(SentinelTest, StrictRefusesARequestThatTouchesAnUnregisteredSlot) {
@@ -168,7 +168,7 @@ TEST(RegistryTest, ReloadUnderAutoRegistersTheNewInstanceAgain) {
   ASSERT_TRUE(head.has_value());
   EXPECT_NE(head->library, old_library);
   EXPECT_TRUE(head->slots.at(0).registered);
-  EXPECT_EQ(head->slots.at(0).provider, "ssr#head-state");
+  EXPECT_EQ(head->slots.at(0).provider_instance, "ssr#head-state");
   EXPECT_THAT(dev->registry().Findings(), IsEmpty());
 }
 
@@ -181,7 +181,7 @@ TEST(RegistryTest, ReloadUnderWarnShowsTheNewInstanceUnregistered) {
               ElementsAre("ssr#head get_ssr_head_children", "ssr#router get_router_state"));
   // Reloading the registered twin keeps it registered: its provider is reloaded too.
   ASSERT_TRUE(dev->Reload("node", "head").ok());
-  EXPECT_EQ(dev->registry().Find("node#head")->slots.at(0).provider, "node#head-state");
+  EXPECT_EQ(dev->registry().Find("node#head")->slots.at(0).provider_instance, "node#head-state");
 }
 
 TEST(RegistryTest, UnloadingTheProviderShowsItsTargetUnregistered) {
@@ -190,7 +190,7 @@ TEST(RegistryTest, UnloadingTheProviderShowsItsTargetUnregistered) {
   std::optional<InstanceRecord> head = dev->registry().Find("node#head");
   ASSERT_TRUE(head.has_value());
   EXPECT_FALSE(head->slots.at(0).registered);
-  EXPECT_TRUE(head->slots.at(0).provider.empty());
+  EXPECT_TRUE(head->slots.at(0).provider_instance.empty());
   EXPECT_THAT(FindingNames(dev->registry()),
               ElementsAre("node#head get_ssr_head_children", "ssr#head get_ssr_head_children",
                           "ssr#router get_router_state"));

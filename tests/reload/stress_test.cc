@@ -78,7 +78,7 @@ void ExpectRegistryMatches(const Topology& topology, const Environment& ssr, int
   std::optional<InstanceRecord> head = topology.registry().Find("ssr#head");
   ASSERT_TRUE(head.has_value());
   EXPECT_TRUE(head->slots.at(0).registered) << "after reload " << reload;
-  EXPECT_EQ(head->slots.at(0).provider, "ssr#head-state") << "after reload " << reload;
+  EXPECT_EQ(head->slots.at(0).provider_instance, "ssr#head-state") << "after reload " << reload;
   EXPECT_TRUE(topology.registry().Findings().empty()) << "after reload " << reload;
 }
 

@@ -71,7 +71,7 @@ TEST(LostContextTest, APlainThreadWritingTheHeadIsReportedWithInstanceSlotAndThr
         run.lost_contexts,
         Each(AllOf(Field(&LostContext::environment, "ssr"), Field(&LostContext::module, "head"),
                    Field(&LostContext::slot, "get_ssr_head_children"),
-                   Field(&LostContext::provider, "ssr#head-state"),
+                   Field(&LostContext::provider_instance, "ssr#head-state"),
                    Field(&LostContext::thread_id, Ne(gettid_of_test)),
                    Field(&LostContext::requests_in_flight, ::testing::Ge(1u)))));
     EXPECT_THAT(
@@ -132,7 +132,7 @@ TEST(LostContextTest, EveryFrameworkProviderReportsWhileARequestIsInFlight) {
   (void)ssr.Find("request-store")->api<modules::RequestStoreApi>()->store();
   std::vector<std::string> where;
   for (const LostContext& lost : Sentinel::Global().lost_contexts()) {
-    where.push_back(lost.instance + " " + lost.slot + " " + lost.provider);
+    where.push_back(lost.instance + " " + lost.slot + " " + lost.provider_instance);
   }
   EXPECT_THAT(where, ::testing::ElementsAre("ssr#head get_ssr_head_children ssr#head-state",
                                             "ssr#router get_router_state ssr#router-state",

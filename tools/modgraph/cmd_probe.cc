@@ -68,10 +68,11 @@ int RunProbe(const ProbeOptions& options) {
   std::map<std::string, LostGroup> lost;
   for (const LostContext& event : run->lost_contexts) {
     LostGroup& group =
-        lost[event.instance.empty()   ? fmt::format("{} accessor {}", event.library, event.slot)
-             : event.provider.empty() ? fmt::format("{} accessor {}", event.instance, event.slot)
-                                      : fmt::format("{} slot {} through {}", event.instance,
-                                                    event.slot, event.provider)];
+        lost[event.instance.empty() ? fmt::format("{} accessor {}", event.library, event.slot)
+             : event.provider_instance.empty()
+                 ? fmt::format("{} accessor {}", event.instance, event.slot)
+                 : fmt::format("{} slot {} through {}", event.instance, event.slot,
+                               event.provider_instance)];
     ++group.count;
     group.threads.insert(event.thread_id);
   }

@@ -79,10 +79,10 @@ std::string RenderDot(const Report& report) {
   out += "  // registrations: provider -> target, labelled with the slot\n";
   for (const InstanceRecord& instance : report.instances) {
     for (const SlotRecord& slot : instance.slots) {
-      if (!slot.registered || slot.provider.empty()) continue;
+      if (!slot.registered || slot.provider_instance.empty()) continue;
       out += fmt::format(
           "  {} -> {} [style=dashed, color=\"#2e7d32\", fontcolor=\"#2e7d32\", label={}];\n",
-          Quote(slot.provider), Quote(instance.instance), Quote("registers " + slot.slot));
+          Quote(slot.provider_instance), Quote(instance.instance), Quote("registers " + slot.slot));
     }
   }
   out += "  // twins: an unregistered instance -> its registered twin\n";

@@ -187,19 +187,19 @@ std::string Svg(const Report& report) {
   }
   for (const InstanceRecord& instance : report.instances) {
     for (const SlotRecord& slot : instance.slots) {
-      if (!slot.registered || !layout.nodes.contains(slot.provider) ||
+      if (!slot.registered || !layout.nodes.contains(slot.provider_instance) ||
           !layout.nodes.contains(instance.instance)) {
         continue;
       }
-      const Box from = layout.nodes.at(slot.provider);
+      const Box from = layout.nodes.at(slot.provider_instance);
       const Box to = layout.nodes.at(instance.instance);
-      const int x1 = center_x(slot.provider) + 10, y1 = from.y + kNodeHeight;
+      const int x1 = center_x(slot.provider_instance) + 10, y1 = from.y + kNodeHeight;
       const int x2 = center_x(instance.instance) + 10, y2 = to.y;
       out += fmt::format(
           "<path class=\"registration\" d=\"M{},{} C{},{} {},{} {},{}\" "
           "marker-end=\"url(#arrow-reg)\"><title>{} registers {} on {}</title></path>\n",
-          x1, y1, x1 + 30, (y1 + y2) / 2, x2 + 30, (y1 + y2) / 2, x2, y2, Escape(slot.provider),
-          Escape(slot.slot), Escape(instance.instance));
+          x1, y1, x1 + 30, (y1 + y2) / 2, x2 + 30, (y1 + y2) / 2, x2, y2,
+          Escape(slot.provider_instance), Escape(slot.slot), Escape(instance.instance));
     }
   }
   for (const Finding& finding : report.findings) {
@@ -261,8 +261,8 @@ std::string FindingsTable(const Report& report) {
     std::vector<std::string> twins;
     for (const std::string& twin : finding.registered_twins) {
       const SlotRecord* slot = index.Slot(twin, finding.slot);
-      twins.push_back(slot != nullptr && !slot->provider.empty()
-                          ? fmt::format("{} ({})", Escape(twin), Escape(slot->provider))
+      twins.push_back(slot != nullptr && !slot->provider_instance.empty()
+                          ? fmt::format("{} ({})", Escape(twin), Escape(slot->provider_instance))
                           : Escape(twin));
     }
     std::vector<std::string> providers;
@@ -296,7 +296,8 @@ std::string InstancesTable(const Report& report) {
     for (const SlotRecord& slot : instance.slots) {
       if (slot.registered) {
         slots.push_back(fmt::format("<code>{}</code>: registered by {} at {}", Escape(slot.slot),
-                                    Escape(slot.provider), Escape(IsoTime(slot.registered_at))));
+                                    Escape(slot.provider_instance),
+                                    Escape(IsoTime(slot.registered_at))));
       } else {
         slots.push_back(fmt::format(
             "<code>{}</code>: <span class=\"badge\">unregistered</span> (module-level default)",

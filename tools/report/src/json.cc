@@ -48,8 +48,8 @@ nlohmann::ordered_json RenderJson(const Report& report) {
       ordered_json item = {{"slot", slot.slot},
                            {"signature", slot.signature},
                            {"state", slot.registered ? "registered" : "default"}};
-      item["provider"] =
-          slot.provider.empty() ? ordered_json(nullptr) : ordered_json(slot.provider);
+      item["provider"] = slot.provider_instance.empty() ? ordered_json(nullptr)
+                                                        : ordered_json(slot.provider_instance);
       const std::string at = IsoTime(slot.registered_at);
       item["registered_at"] = at.empty() ? ordered_json(nullptr) : ordered_json(at);
       slots.push_back(std::move(item));

@@ -44,8 +44,9 @@ void AppendFinding(std::string& out, const Report& report, const ReportIndex& in
   }
   for (const std::string& twin : finding.registered_twins) {
     const SlotRecord* slot = index.Slot(twin, finding.slot);
-    if (slot != nullptr && !slot->provider.empty()) {
-      out += fmt::format("  registered twin: {} (registration by {})\n", twin, slot->provider);
+    if (slot != nullptr && !slot->provider_instance.empty()) {
+      out += fmt::format("  registered twin: {} (registration by {})\n", twin,
+                         slot->provider_instance);
     } else {
       out += fmt::format("  registered twin: {}\n", twin);
     }

@@ -37,7 +37,7 @@ struct SlotRecord {
   std::string slot;
   std::string signature;
   bool registered = false;
-  std::string provider;  // the registering instance, e.g. "node#head-provider"
+  std::string provider_instance;  // the registering instance, e.g. "node#head-provider"
   std::chrono::system_clock::time_point registered_at{};
 };
 

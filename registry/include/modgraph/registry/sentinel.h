@@ -77,8 +77,9 @@ struct LostRequestContext {
 struct LostContext {
   std::string environment, module, instance;  // the instance whose state was reached
   std::string slot;                           // the slot (or the module's accessor) that was called
-  std::string provider;  // the instance whose accessor ran, e.g. "ssr#head-provider"; may be empty
-  std::string library;   // the loaded copy the accessor's code lives in
+  std::string
+      provider_instance;  // the instance whose accessor ran, e.g. "ssr#head-provider"; may be empty
+  std::string library;    // the loaded copy the accessor's code lives in
   Policy policy = Policy::kWarn;
   std::uint64_t thread_id = 0;         // the kernel thread id (gettid) it ran on
   std::size_t requests_in_flight = 0;  // requests alive at that moment
@@ -118,7 +119,7 @@ class Sentinel {
   // Replaces the providers named in a watched slot's reports.
   void SetFixingProviders(void* const* slot_key, std::vector<std::string> providers);
 
-  // Called by Slot::operator() when a default accessor runs inside a request
+  // Called by Slot::operator() when a module-level default accessor runs inside a request
   // scope. Records the hit (and a leak if another request was there before);
   // throws StrictPolicyError under the strict policy.
   void OnFallback(void* const* slot_key, std::uint64_t request_id);

@@ -5,7 +5,7 @@
 //   MODGRAPH_DEFINE_SLOT(GetSsrHeadChildren, "get_ssr_head_children",
 //                        std::vector<std::string>*());
 //
-//   // head.cc: module-level state and its default accessor.
+//   // head.cc: module-level state and its module-level default accessor.
 //   std::vector<std::string> g_children;
 //   std::vector<std::string>* DefaultChildren() { return &g_children; }
 //   modgraph::Slot<GetSsrHeadChildren> g_get_children{&DefaultChildren};

@@ -28,7 +28,7 @@ struct HeadApi {
   std::string (*render)();
   // Clears the current head.
   void (*reset)();
-  // Diagnostics: this instance's module-level state (the default accessor's
+  // Diagnostics: this instance's module-level state (the module-level default accessor's
   // vector; requests change it under head's lock, so read it only while none
   // runs), and a static inside an inline function (the GNU-unique trap).
   std::vector<std::string>* (*module_children)();

@@ -37,7 +37,7 @@ struct I18nApi {
   std::string (*translate)(std::string_view key);
   // Runs fn(arg) with `locale` current (Fluenti's withLocale).
   void (*with_locale)(const char* locale, void (*fn)(void*), void* arg);
-  // Diagnostics: this instance's module-level fallback store.
+  // Diagnostics: this instance's module-level state.
   LocaleStore* (*fallback_store)();
 };
 
