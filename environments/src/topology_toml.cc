@@ -185,7 +185,7 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
           fmt::format("{}: 'server' must be a table: [server]", Where(*server, origin)));
     }
     const std::set<std::string_view> server_keys = {"pages_environment", "entry_environment",
-                                                    "pages", "work_ms"};
+                                                    "document", "pages", "work_ms"};
     if (absl::Status s = UnknownKeys(*table, server_keys, origin, "[server]"); !s.ok()) return s;
     for (auto [key, field] : {std::pair{"pages_environment", &spec.server.pages_environment},
                               std::pair{"entry_environment", &spec.server.entry_environment}}) {
@@ -193,6 +193,13 @@ absl::StatusOr<TopologySpec> ParseTopology(std::string_view toml_text, std::stri
       absl::StatusOr<std::string> value = RequiredString(*table, key, origin, "[server]");
       if (!value.ok()) return value.status();
       *field = *value;
+    }
+    if (const toml::node* document = table->get("document")) {
+      absl::StatusOr<std::string> id = RequiredString(*table, "document", origin, "[server]");
+      if (!id.ok()) return id.status();
+      const std::string where = fmt::format("{}, 'document' in [server]", Where(*document, origin));
+      if (absl::Status valid = ValidateModuleId(*id, where); !valid.ok()) return valid;
+      spec.server.document = *std::move(id);
     }
     absl::StatusOr<std::vector<std::string>> pages =
         ModuleIdList(*table, "pages", origin, "[server]");

@@ -46,6 +46,26 @@ absl::StatusOr<std::unique_ptr<PageHost>> PageHost::Create(Topology& topology) {
   host->pages_env_ = pages_env;
   host->work_ms_ = spec.work_ms;
   host->entry_env_ = topology.environment(spec.entry_environment);
+  if (!spec.document.empty()) {
+    Environment* entry_env = topology.environment(spec.entry_environment);
+    if (entry_env == nullptr) {
+      return absl::InvalidArgumentError(fmt::format(
+          "[server] document = '{}' needs entry_environment to name an environment of topology "
+          "'{}' (it is '{}'); set entry_environment",
+          spec.document, topology.spec().name, spec.entry_environment));
+    }
+    // Through the import system, as any module: loaded with its imports if
+    // the environment's entries did not load it already.
+    absl::StatusOr<Instance*> document = entry_env->Import(spec.document);
+    if (!document.ok()) return document.status();
+    if ((*document)->api<modules::ServerEntryApi>() == nullptr) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{} is [server] document but exports no document API; name a module that wraps pages "
+          "(like server-entry) or remove document",
+          (*document)->name()));
+    }
+    host->document_ = spec.document;
+  }
   return host;
 }
 
@@ -107,7 +127,9 @@ boost::asio::awaitable<Response> PageHost::RenderPage(const Page& page, const Re
                        .content_type = "text/plain; charset=utf-8",
                        .body = fmt::format("{}\n", LostContextMessage(*lost))};
   }
-  const Instance* entry = entry_env_ != nullptr ? entry_env_->Find("server-entry") : nullptr;
+  // The document module's current instance: after a reload, its new copy.
+  const Instance* entry =
+      entry_env_ != nullptr && !document_.empty() ? entry_env_->Find(document_) : nullptr;
   std::string body = entry != nullptr
                          ? entry->api<modules::ServerEntryApi>()->document(result.head, result.body)
                          : fmt::format("<!DOCTYPE html><html><head>{}</head><body>{}</body></html>",

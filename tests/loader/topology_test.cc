@@ -16,6 +16,7 @@ namespace {
 using ::modgraph::testing::kBadDir;
 using ::modgraph::testing::kModuleDir;
 using ::modgraph::testing::ScratchDir;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
@@ -46,6 +47,7 @@ head = ["head-state"]
 [server]
 pages_environment = "ssr"
 entry_environment = "node"
+document = "server-entry"
 pages = ["concurrent-head"]
 [[environments]]
 name = "node"
@@ -64,6 +66,7 @@ policy = "strict"
   EXPECT_EQ(spec->providers.at("head"), std::vector<std::string>{"head-state"});
   EXPECT_EQ(spec->server.pages_environment, "ssr");
   EXPECT_EQ(spec->server.entry_environment, "node");
+  EXPECT_EQ(spec->server.document, "server-entry");
   EXPECT_EQ(spec->server.pages, std::vector<std::string>{"concurrent-head"});
   ASSERT_EQ(spec->environments.size(), 2u);
   const EnvironmentSpec& node = spec->environments[0];
@@ -144,6 +147,23 @@ module_roots = ["modules"]
                 HasSubstr("must be a whole number of milliseconds from 0 to 60000"));
     EXPECT_THAT(spec.status().message(), HasSubstr("set e.g. work_ms = 5 (0 for benchmarks)"));
   }
+}
+
+// The document module is named by the topology, as a module id.
+TEST(TopologyParseTest, ServerDocumentIsAModuleId) {
+  constexpr std::string_view kEnvironments = R"(
+[[environments]]
+name = "ssr"
+module_roots = ["modules"]
+)";
+  auto plain = Parse(fmt::format("name = \"app\"\n[server]\npages = [\"a\"]\n{}", kEnvironments));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(plain->server.document.empty());
+  auto bad =
+      Parse(fmt::format("name = \"app\"\n[server]\ndocument = \"App.Shell\"\n{}", kEnvironments));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              AllOf(HasSubstr("'App.Shell'"), HasSubstr("app.toml:3:12, 'document' in [server]")));
 }
 
 TEST(TopologyParseTest, OverridePolicySetsEveryEnvironment) {

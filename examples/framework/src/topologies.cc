@@ -32,6 +32,7 @@ TopologySpec DevTopology(const fs::path& module_dir) {
                                .entry_modules = std::move(ssr_entries)});
   spec.server = {.pages_environment = "ssr",
                  .entry_environment = "node",
+                 .document = "server-entry",
                  .pages = {Pages().begin(), Pages().end()}};
   return spec;
 }
@@ -50,6 +51,7 @@ TopologySpec ProdTopology(const fs::path& bundle) {
                                .entry_modules = std::move(entries)});
   spec.server = {.pages_environment = "prod",
                  .entry_environment = "prod",
+                 .document = "server-entry",
                  .pages = {Pages().begin(), Pages().end()}};
   return spec;
 }

@@ -17,6 +17,7 @@
 //   [server]                       # what `modgraph serve` serves
 //   pages_environment = "app"
 //   entry_environment = "app"
+//   document = "app-shell"         # the module wrapping pages in a document, in entry_environment
 //   pages = ["checkout-page"]
 //   work_ms = 5                    # simulated latency of each page's data fetch (0 to 60000;
 //   default 5)
@@ -55,8 +56,12 @@ namespace modgraph {
 
 // What a plugin server serves from this topology.
 struct ServerSpec {
-  std::string pages_environment;   // where pages render
-  std::string entry_environment;   // where the module that wraps pages in a document lives
+  std::string pages_environment;  // where pages render
+  std::string entry_environment;  // where the module that wraps pages in a document lives
+  // That module's id (`[server] document`, e.g. "server-entry"): imported in
+  // entry_environment when the server starts, then found through it on each
+  // request (a reload swaps it). Empty: pages go into a plain HTML document.
+  std::string document;
   std::vector<std::string> pages;  // page module ids
   // The latency, in milliseconds, of the asynchronous work the server hands each
   // page when serving (`[server] work_ms`): a simulated data fetch, during which

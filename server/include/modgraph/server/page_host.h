@@ -97,7 +97,8 @@ class PageHost {
   std::string pages_environment_;
   int work_ms_ = 0;
   const Environment* pages_env_ = nullptr;
-  const Environment* entry_env_ = nullptr;  // where server-entry lives, if anywhere
+  const Environment* entry_env_ = nullptr;  // where the document module lives, if anywhere
+  std::string document_;                    // its module id ([server] document), or empty
 };
 
 }  // namespace modgraph::server
