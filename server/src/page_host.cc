@@ -169,11 +169,15 @@ absl::StatusOr<PageHost::AsyncWork> WaitFor(const Request& request, int default_
     }
   }
   return [delay_ms]() -> boost::asio::awaitable<void> {
-    auto executor = co_await boost::asio::this_coro::executor;
     if (delay_ms <= 0) {
-      co_await boost::asio::post(executor, boost::asio::use_awaitable);
+      // Yield through the awaiting coroutine's own executor (the handler's
+      // associated executor): the same hop as naming the executor, without the
+      // type-erased work dispatcher Asio adds for an explicit one
+      // (docs/benchmarks.md, "Per coroutine resumption").
+      co_await boost::asio::post(boost::asio::use_awaitable);
     } else {
-      boost::asio::steady_timer timer(executor, std::chrono::milliseconds(delay_ms));
+      boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor,
+                                      std::chrono::milliseconds(delay_ms));
       co_await timer.async_wait(boost::asio::use_awaitable);
     }
   };
