@@ -212,6 +212,21 @@ struct Row {
   double load = 0, teardown = 0;          // wall seconds, total
   double load_cpu = 0, teardown_cpu = 0;  // process CPU seconds, total
   double rss_kib = 0, mappings = 0;
+
+  // Adds one round's laps (wall, CPU) and growth of RSS and mappings.
+  void Add(std::pair<double, double> load_lap, std::pair<double, double> teardown_lap,
+           long rss_growth_kib, long mappings_growth) {
+    load += load_lap.first;
+    load_cpu += load_lap.second;
+    teardown += teardown_lap.first;
+    teardown_cpu += teardown_lap.second;
+    rss_kib += static_cast<double>(rss_growth_kib);
+    mappings += static_cast<double>(mappings_growth);
+  }
+  Row PerRound(int rounds) const {
+    return {load / rounds,         teardown / rounds, load_cpu / rounds,
+            teardown_cpu / rounds, rss_kib / rounds,  mappings / rounds};
+  }
 };
 std::map<std::string, std::map<int, Row>>& Series() {
   static std::map<std::string, std::map<int, Row>> series;
@@ -252,26 +267,22 @@ void LoadAndTearDown(benchmark::State& state, bool bundled, Shape shape,
       return;
     }
     const std::vector<absl::Status> errors = (*topology)->LoadEntries();
-    const auto [load, load_cpu] = watch.Lap();
+    const std::pair<double, double> load = watch.Lap();
     if (!errors.empty()) {
       state.SkipWithError(std::string(errors.front().message()).c_str());
       return;
     }
-    total.rss_kib += static_cast<double>(ResidentKiB() - rss_before);
-    total.mappings += static_cast<double>(Mappings() - maps_before);
+    const long rss_growth = ResidentKiB() - rss_before;
+    const long maps_growth = Mappings() - maps_before;
     watch = Stopwatch();
     topology->reset();
-    const auto [teardown, teardown_cpu] = watch.Lap();
-    total.load += load;
-    total.teardown += teardown;
-    total.load_cpu += load_cpu;
-    total.teardown_cpu += teardown_cpu;
-    state.SetIterationTime(load + teardown);
+    const std::pair<double, double> teardown = watch.Lap();
+    total.Add(load, teardown, rss_growth, maps_growth);
+    state.SetIterationTime(load.first + teardown.first);
     ++rounds;
   }
   if (rounds == 0) return;
-  const Row row{total.load / rounds,         total.teardown / rounds, total.load_cpu / rounds,
-                total.teardown_cpu / rounds, total.rss_kib / rounds,  total.mappings / rounds};
+  const Row row = total.PerRound(rounds);
   Report(
       state,
       fmt::format("{} {}, E={}{}", bundled ? "bundled" : "isolated", Name(shape), environments,
@@ -323,24 +334,19 @@ void BM_PlainDlopen(benchmark::State& state) {
       }
       benchmark::DoNotOptimize(::dlsym(handles[k], files[k].second.c_str()));
     }
-    const auto [load, load_cpu] = watch.Lap();
-    total.rss_kib += static_cast<double>(ResidentKiB() - rss_before);
-    total.mappings += static_cast<double>(Mappings() - maps_before);
+    const std::pair<double, double> load = watch.Lap();
+    const long rss_growth = ResidentKiB() - rss_before;
+    const long maps_growth = Mappings() - maps_before;
     watch = Stopwatch();
     for (auto it = handles.rbegin(); it != handles.rend(); ++it) ::dlclose(*it);
-    const auto [teardown, teardown_cpu] = watch.Lap();
-    total.load += load;
-    total.teardown += teardown;
-    total.load_cpu += load_cpu;
-    total.teardown_cpu += teardown_cpu;
-    state.SetIterationTime(load + teardown);
+    const std::pair<double, double> teardown = watch.Lap();
+    total.Add(load, teardown, rss_growth, maps_growth);
+    state.SetIterationTime(load.first + teardown.first);
     ++rounds;
   }
   fs::remove_all(dir);
   if (rounds == 0) return;
-  Report(state, fmt::format("plain dlopen, E={}", environments), instances,
-         {total.load / rounds, total.teardown / rounds, total.load_cpu / rounds,
-          total.teardown_cpu / rounds, total.rss_kib / rounds, total.mappings / rounds});
+  Report(state, fmt::format("plain dlopen, E={}", environments), instances, total.PerRound(rounds));
 }
 
 // What `modgraph doctor` computes after loading: the report (findings, twins,

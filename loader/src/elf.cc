@@ -138,23 +138,17 @@ struct DynamicTags {
 };
 
 // True when [address, address + size) lies inside one PT_LOAD segment as
-// mapped (memsz), executable if asked.
-enum class Need { kExecutable, kWritable };
+// mapped (memsz), with the permission asked for.
+enum class Need { kAny, kExecutable, kWritable };
 bool Mapped(const std::vector<Segment>& loads, std::uint64_t address, std::uint64_t size,
-            Need need) {
+            Need need = Need::kAny) {
   for (const Segment& s : loads) {
     if (address < s.vaddr || address - s.vaddr > s.memsz) continue;
     if (size > s.memsz - (address - s.vaddr)) continue;
-    if (need == Need::kExecutable ? !s.executable : !s.writable) continue;
+    if ((need == Need::kExecutable && !s.executable) || (need == Need::kWritable && !s.writable)) {
+      continue;
+    }
     return true;
-  }
-  return false;
-}
-
-bool AnyMapped(const std::vector<Segment>& loads, std::uint64_t address, std::uint64_t size) {
-  for (const Segment& s : loads) {
-    if (address >= s.vaddr && address - s.vaddr <= s.memsz && size <= s.memsz - (address - s.vaddr))
-      return true;
   }
   return false;
 }
@@ -202,8 +196,7 @@ absl::Status CheckLoaderTables(const std::vector<Segment>& loads, const DynamicT
   }
   if (tags.jmprel || tags.pltrelsz) {
     if (!tags.jmprel || !tags.pltrelsz || tags.pltrel.value_or(DT_RELA) != DT_RELA ||
-        *tags.pltrelsz % sizeof(Elf64_Rela) != 0 ||
-        !AnyMapped(loads, *tags.jmprel, *tags.pltrelsz)) {
+        *tags.pltrelsz % sizeof(Elf64_Rela) != 0 || !Mapped(loads, *tags.jmprel, *tags.pltrelsz)) {
       return Malformed("the PLT relocations (DT_JMPREL, DT_PLTRELSZ, DT_PLTREL) are inconsistent");
     }
   }
@@ -455,7 +448,7 @@ absl::StatusOr<SharedObject> InspectSharedObject(std::string_view image) {
     if (name->empty()) continue;
     // dlsym hands out load base + st_value: it must be memory the object maps.
     if (symbol.st_shndx != SHN_ABS && GELF_ST_TYPE(symbol.st_info) != STT_TLS &&
-        !AnyMapped(so.load_segments, symbol.st_value, symbol.st_size)) {
+        !Mapped(so.load_segments, symbol.st_value, symbol.st_size)) {
       return Malformed(
           fmt::format("dynamic symbol '{}' (0x{:x}, {} bytes) lies outside every "
                       "loaded segment",
