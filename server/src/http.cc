@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "modgraph/server/internal/spare_nodes.h"
+
 namespace modgraph::server {
 namespace {
 
@@ -54,6 +56,19 @@ absl::Status percent_decode(std::string_view in, bool plus_is_space, std::string
 absl::Status DecodeTarget(std::string_view target, std::string& path,
                           std::map<std::string, std::string>& query) {
   query.clear();
+  server_internal::SpareNodes none;
+  return server_internal::DecodeTarget(target, path, query, none);
+}
+
+}  // namespace modgraph::server
+
+namespace modgraph::server_internal {
+
+using server::percent_decode;
+
+absl::Status DecodeTarget(std::string_view target, std::string& path, FieldMap& query,
+                          SpareNodes& spare) {
+  spare.Reclaim(query);
   if (target.empty() || target.front() != '/') {
     return absl::InvalidArgumentError(fmt::format(
         "request target '{}' is not a path: only origin-form targets (\"/page?x=1\") are served",
@@ -83,9 +98,9 @@ absl::Status DecodeTarget(std::string_view target, std::string& path,
     } else if (absl::Status s = percent_decode(pair.substr(eq + 1), true, target, value); !s.ok()) {
       return s;
     }
-    query.insert_or_assign(name, value);
+    spare.Assign(query, name, value);
   }
   return absl::OkStatus();
 }
 
-}  // namespace modgraph::server
+}  // namespace modgraph::server_internal

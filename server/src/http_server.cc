@@ -28,6 +28,7 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -40,6 +41,7 @@
 #include "modgraph/context/asio.h"
 #include "modgraph/context/context.h"
 #include "modgraph/context/request_context.h"
+#include "modgraph/server/internal/spare_nodes.h"
 
 namespace modgraph::server {
 namespace {
@@ -109,6 +111,11 @@ struct Session {
   std::uint64_t arm_generation = 0;
   bool timed_out = false;
 
+  // Where the parser keeps a request's fields (ParserAllocator); most heads fit
+  // in the initial block, larger ones take more from the heap until released.
+  std::array<std::byte, 2048> parse_block;
+  std::pmr::monotonic_buffer_resource parse_arena{parse_block.data(), parse_block.size()};
+
   asio::cancellation_signal cancel_handler;  // connected while a handler runs
   bool cancelled = false;                    // the drain deadline cancelled it
   bool close_after_response = false;         // evicted while busy
@@ -145,24 +152,34 @@ bool connection_gone(const boost::system::error_code& ec) {
          ec == asio::error::broken_pipe || ec == asio::error::not_connected;
 }
 
-Request to_request(const http::request<http::string_body>& message, std::uint64_t id) {
-  Request request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
+// A request's fields and target live in a per-connection arena, released
+// before the next request is parsed: the parser allocates nothing per request.
+using ParserAllocator = std::pmr::polymorphic_allocator<char>;
+using RequestParser = http::request_parser<http::string_body, ParserAllocator>;
+using RequestMessage = http::request<http::string_body, http::basic_fields<ParserAllocator>>;
+
+// Fills `request` from `message`, reusing its strings' capacity and its maps'
+// nodes (from `spare`): a connection's requests after the first allocate
+// nothing here unless they are larger.
+void FillRequest(const RequestMessage& message, std::uint64_t id,
+                 server_internal::SpareNodes& spare, std::string& name, Request& request) {
+  request.method.assign(message.method_string());
+  request.target.assign(message.target());
   request.id = id;
+  spare.Reclaim(request.headers);
   for (const auto& field : message) {
-    std::string name(field.name_string());
+    name.assign(field.name_string());
     for (char& c : name) {
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // field names are ASCII
     }
-    auto [it, inserted] = request.headers.try_emplace(std::move(name), field.value());
-    if (!inserted) {
+    if (auto it = request.headers.find(name); it != request.headers.end()) {
       it->second += ", ";
       it->second += std::string_view(field.value());
+    } else {
+      spare.Insert(request.headers, name, field.value());
     }
   }
-  request.body = message.body();
-  return request;
+  request.body.assign(message.body());
 }
 
 std::int64_t ms(std::chrono::milliseconds d) { return d.count(); }
@@ -265,13 +282,17 @@ struct HttpServer::Impl {
   asio::awaitable<void> Drain();
   asio::awaitable<void> Serve(std::shared_ptr<Session> session);
   asio::awaitable<void> Refuse(std::shared_ptr<Session> session);
-  asio::awaitable<Outcome> Handle(Session& session, Request& request);
+  // The route for `request` after decoding its target, or null with the
+  // answer in `refusal` (400, 404, 405, 501).
+  const Route* Admit(Request& request, server_internal::SpareNodes& spare, Outcome& refusal) const;
+  asio::awaitable<Outcome> Handle(Session& session, const Route& route, const Request& request);
+  Outcome Complete(const Session& session, const Request& request, const std::exception_ptr& error,
+                   Response response);
   asio::awaitable<void> ReplyErrorAndClose(const std::shared_ptr<Session>& session,
                                            beast::flat_buffer& buffer, int status,
                                            std::string body);
   static asio::awaitable<void> Linger(const std::shared_ptr<Session>& session,
                                       beast::flat_buffer& buffer);
-  static asio::awaitable<Response> Invoke(const Handler& handler, const Request& request);
   std::shared_ptr<Session> PickVictimLocked();
   void Evict(std::shared_ptr<Session> victim);
   void Forget(const std::shared_ptr<Session>& session);
@@ -563,63 +584,67 @@ asio::awaitable<void> HttpServer::Impl::Refuse(std::shared_ptr<Session> session)
   Forget(session);
 }
 
-asio::awaitable<Response> HttpServer::Impl::Invoke(const Handler& handler, const Request& request) {
-  // Calling the handler here, not at co_spawn, puts any synchronous part of it
-  // inside the request scope too.
-  co_return co_await handler(request);
-}
-
-asio::awaitable<Outcome> HttpServer::Impl::Handle(Session& session, Request& request) {
-  if (absl::Status decoded = DecodeTarget(request.target, request.path, request.query);
+const Route* HttpServer::Impl::Admit(Request& request, server_internal::SpareNodes& spare,
+                                     Outcome& refusal) const {
+  if (absl::Status decoded =
+          server_internal::DecodeTarget(request.target, request.path, request.query, spare);
       !decoded.ok()) {
-    co_return Outcome{.response = plain(400, fmt::format("400 bad request: {}\n",
+    refusal = Outcome{.response = plain(400, fmt::format("400 bad request: {}\n",
                                                          std::string(decoded.message()))),
                       .close = true};
+    return nullptr;
   }
+  const Route* route = router.Find(request.path);
   if (!IsStandardMethod(request.method)) {
-    const Route* route = router.Find(request.path);
-    co_return Outcome{
+    refusal = Outcome{
         .response = plain(501, fmt::format("501 not implemented: method '{}' is not an HTTP "
                                            "method this server knows (RFC 9110 section 9)\n",
                                            request.method)),
         .allow = route != nullptr ? route->allow : std::string()};
+    return nullptr;
   }
-  const Route* route = router.Find(request.path);
   if (route == nullptr) {
-    co_return Outcome{.response = plain(404, fmt::format("404 not found: {}\n", request.path))};
+    refusal = Outcome{.response = plain(404, fmt::format("404 not found: {}\n", request.path))};
+    return nullptr;
   }
   if (!route->serves(request.method)) {
-    co_return Outcome{.response = plain(405, fmt::format("405 method not allowed: {} serves {}\n",
+    refusal = Outcome{.response = plain(405, fmt::format("405 method not allowed: {} serves {}\n",
                                                          request.path, route->allow)),
                       .allow = route->allow};
+    return nullptr;
   }
+  return route;
+}
 
+asio::awaitable<Outcome> HttpServer::Impl::Handle(Session& session, const Route& route,
+                                                  const Request& request) {
   std::exception_ptr error;
   Response response;
   // The drain deadline cancels the handler through this slot (terminal
   // cancellation: its pending co_await throws operation_aborted).
-  auto token = [&session] {
-    return asio::bind_cancellation_slot(session.cancel_handler.slot(), kNoThrow);
-  };
+  auto token = asio::bind_cancellation_slot(session.cancel_handler.slot(), kNoThrow);
+  // Calling the handler inside the spawn, not before it, puts any synchronous
+  // part of it inside the request scope too.
+  auto call = [&handler = route.handler, &request] { return handler(request); };
   if (options.context_enabled) {
     // A new request scope (inheriting nothing) for the handler: it starts,
-    // resumes after every co_await, and completes inside it.
-    std::tie(error, response) = co_await modgraph::co_spawn_request(
-        request.id, session.socket.get_executor(), Invoke(route->handler, request), token());
-    session.cancel_handler.slot().clear();
-    // The completion may have resumed us inline, still inside the request scope
-    // (the spawn's work holds it until the completion returns); hop through the
-    // executor so the connection's own code runs in none.
-    co_await asio::post(session.socket.get_executor(), asio::use_awaitable);
+    // resumes after every co_await, and completes inside it. The completion
+    // resumes this coroutine inline, still in that scope, until it next
+    // suspends (at the response's write): the connection's code uses no
+    // context, and the spawn holds the request scope until then.
+    std::tie(error, response) =
+        co_await modgraph::co_spawn_request(request.id, session.socket.get_executor(), call, token);
   } else {
-    // The same spawn and hop without the scope: on and off differ only by the
-    // request context, which is what the benchmarks compare.
-    std::tie(error, response) = co_await asio::co_spawn(session.socket.get_executor(),
-                                                        Invoke(route->handler, request), token());
-    session.cancel_handler.slot().clear();
-    co_await asio::post(session.socket.get_executor(), asio::use_awaitable);
+    // The same spawn without the scope: on and off differ only by the request
+    // context, which is what the benchmarks compare.
+    std::tie(error, response) = co_await asio::co_spawn(session.socket.get_executor(), call, token);
   }
+  session.cancel_handler.slot().clear();
+  co_return Complete(session, request, error, std::move(response));
+}
 
+Outcome HttpServer::Impl::Complete(const Session& session, const Request& request,
+                                   const std::exception_ptr& error, Response response) {
   if (error && session.cancelled) {
     cancelled.fetch_add(1, std::memory_order_relaxed);
     fmt::print(stderr,
@@ -627,26 +652,26 @@ asio::awaitable<Outcome> HttpServer::Impl::Handle(Session& session, Request& req
                "({} ms after the stop began)\n",
                request.method, request.path, request.id, ms(options.drain_timeout));
     std::fflush(stderr);
-    co_return Outcome{
-        .response = plain(503, fmt::format("503 service unavailable: the server is stopping and "
-                                           "request {} did not finish within {} ms\n",
-                                           request.id, ms(options.drain_timeout)))};
+    return Outcome{.response =
+                       plain(503, fmt::format("503 service unavailable: the server is stopping and "
+                                              "request {} did not finish within {} ms\n",
+                                              request.id, ms(options.drain_timeout)))};
   }
   if (error) {
     fmt::print(stderr, "modgraph server: 500 for {} {} (request {}): handler threw: {}\n",
                request.method, request.path, request.id, describe(error));
     std::fflush(stderr);
-    co_return Outcome{.response = plain(500, fmt::format("500 internal server error (request {})\n",
-                                                         request.id))};
+    return Outcome{.response = plain(
+                       500, fmt::format("500 internal server error (request {})\n", request.id))};
   }
   if (response.status < 100 || response.status > 599) {
     fmt::print(stderr, "modgraph server: 500 for {} {} (request {}): handler returned status {}\n",
                request.method, request.path, request.id, response.status);
     std::fflush(stderr);
-    co_return Outcome{.response = plain(500, fmt::format("500 internal server error (request {})\n",
-                                                         request.id))};
+    return Outcome{.response = plain(
+                       500, fmt::format("500 internal server error (request {})\n", request.id))};
   }
-  co_return Outcome{.response = std::move(response)};
+  return Outcome{.response = std::move(response)};
 }
 
 asio::awaitable<void> HttpServer::Impl::ReplyErrorAndClose(const std::shared_ptr<Session>& session,
@@ -687,7 +712,11 @@ asio::awaitable<void> HttpServer::Impl::Linger(const std::shared_ptr<Session>& s
 asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) {
   Session& s = *session;
   beast::flat_buffer buffer;
-  std::string reply_head;  // reused by every response on this connection
+  // Reused by every request and response on this connection.
+  std::string reply_head;
+  Request request;
+  server_internal::SpareNodes spare;
+  std::string field_name;
   for (;;) {
     // RequestStop sees either an idle phase (and closes the socket) or, after
     // this point, stopping == true: both run on this thread.
@@ -704,7 +733,9 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     }
 
     SetDeadline(session, options.header_timeout, EnterPhase(s, Phase::kHeader));
-    http::request_parser<http::string_body> parser;
+    s.parse_arena.release();  // the last request's parser is gone
+    RequestParser parser(std::piecewise_construct, std::make_tuple(),
+                         std::make_tuple(ParserAllocator(&s.parse_arena)));
     parser.header_limit(kHeaderLimit);
     parser.body_limit(options.max_body_bytes);
     // Usually the whole head is in the buffer already: parse it here rather
@@ -764,10 +795,12 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
 
     EnterPhase(s, Phase::kHandling);
     ClearDeadline(s);
-    const http::request<http::string_body>& message = parser.get();
-    Request request = to_request(message, NextRequestId());
+    const RequestMessage& message = parser.get();
+    FillRequest(message, NextRequestId(), spare, field_name, request);
     requests.fetch_add(1, std::memory_order_relaxed);
-    Outcome outcome = co_await Handle(s, request);
+    Outcome outcome;
+    if (const Route* route = Admit(request, spare, outcome))
+      outcome = co_await Handle(s, *route, request);
 
     const Clock::time_point writing_since = EnterPhase(s, Phase::kWriting);
     const bool keep_alive =
