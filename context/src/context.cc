@@ -71,10 +71,12 @@ NamedRegistry& key_registry() {
   return *registry;
 }
 
+std::size_t rep_bytes(std::uint32_t size) { return sizeof(ContextRep) + size * sizeof(ValueBox*); }
+
 // A rep with `size` slots copied from `parent` (null slots past its end), which
-// it keeps alive.
-ContextRep* allocate_child(ContextRep* parent, std::uint32_t size) {
-  void* memory = ::operator new(sizeof(ContextRep) + size * sizeof(ValueBox*));
+// it keeps alive, in `memory` (at least rep_bytes(size) bytes) or a new block.
+ContextRep* allocate_child(ContextRep* parent, std::uint32_t size, void* memory = nullptr) {
+  if (memory == nullptr) memory = ::operator new(rep_bytes(size));
   auto* rep = new (memory) ContextRep;
   rep->size = size;
   ValueBox** slots = rep->slots();
@@ -122,12 +124,17 @@ ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box) {
   return rep;
 }
 
-ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::uint64_t id) {
-  std::unique_ptr<RequestState> owned(request);
-  ContextRep* rep = allocate_child(parent, parent == nullptr ? 0 : parent->size);
+ContextRep* make_request_root(ContextRep* parent, std::uint64_t id) {
+  // One block per request scope: the rep, its slots, then the request's state.
+  const std::uint32_t size = parent == nullptr ? 0 : parent->size;
+  const std::size_t state_offset =
+      (rep_bytes(size) + alignof(RequestState) - 1) / alignof(RequestState) * alignof(RequestState);
+  void* memory = ::operator new(state_offset + sizeof(RequestState));
+  auto* request = new (static_cast<char*>(memory) + state_offset) RequestState(id);
+  ContextRep* rep = allocate_child(parent, size, memory);
   rep->request = request;
   rep->request_id = id;
-  rep->own_request = owned.release();
+  rep->own_request = request;
   return rep;
 }
 
@@ -142,7 +149,7 @@ void destroy(ContextRep* rep) noexcept {
     if (tls_current == rep) tls_current = nullptr;
     ContextRep* parent = rep->parent;
     delete rep->own_value;
-    delete rep->own_request;
+    if (rep->own_request != nullptr) rep->own_request->~RequestState();  // in rep's block
     rep->~ContextRep();
     ::operator delete(rep);
     rep = parent;

@@ -10,11 +10,16 @@ namespace modgraph {
 namespace context_internal {
 namespace {
 std::atomic<std::size_t> g_requests_in_flight{0};
+// One past the highest state-kind index registered so far: no request holds a
+// state at or above it, so destroying a request scans only the kinds that exist
+// (a few) instead of all kMaxStateKinds slots. Registration happens before any
+// state of the kind is created, and that before the request is destroyed.
+std::atomic<std::uint32_t> g_state_kinds_end{0};
 }  // namespace
 
 RequestState::~RequestState() {
   g_requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
-  for (std::uint32_t i = kMaxStateKinds; i-- > 0;) {
+  for (std::uint32_t i = g_state_kinds_end.load(std::memory_order_acquire); i-- > 0;) {
     delete states[i].load(std::memory_order_acquire);
   }
 }
@@ -23,9 +28,15 @@ std::uint32_t register_state_kind(std::string_view name, std::size_t size, std::
                                   const char* type_name) {
   static auto* registry = new NamedRegistry("state kind", kMaxStateKinds);
   // The caller is StateKind's constructor, compiled into the declaring module.
-  return registry->register_name(name, size, align, type_name,
-                                 __builtin_extract_return_addr(__builtin_return_address(0)),
-                                 /*anonymous_allowed=*/false);
+  const std::uint32_t index = registry->register_name(
+      name, size, align, type_name, __builtin_extract_return_addr(__builtin_return_address(0)),
+      /*anonymous_allowed=*/false);
+  std::uint32_t end = g_state_kinds_end.load(std::memory_order_relaxed);
+  while (end <= index &&
+         !g_state_kinds_end.compare_exchange_weak(end, index + 1, std::memory_order_release,
+                                                  std::memory_order_relaxed)) {
+  }
+  return index;
 }
 
 }  // namespace context_internal
@@ -81,11 +92,12 @@ RequestContext RequestContext::create(std::uint64_t id) {
   if (id == 0) {
     throw std::invalid_argument("modgraph: request id 0 is reserved for 'no request scope'");
   }
-  auto* state = new context_internal::RequestState(id);
+  RequestContext request(context_internal::ContextAccess::adopt(
+      context_internal::make_request_root(context_internal::tls_current, id)));
   context_internal::g_requests_in_flight.fetch_add(1, std::memory_order_relaxed);
-  state->generation = HoldRequestGeneration();
-  return RequestContext(context_internal::ContextAccess::adopt(
-      context_internal::make_request_root(context_internal::tls_current, state, id)));
+  context_internal::ContextAccess::rep(request.context())->request->generation =
+      HoldRequestGeneration();
+  return request;
 }
 
 std::size_t RequestsInFlight() noexcept {

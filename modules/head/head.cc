@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <mutex>
-#include <numeric>
 
 namespace modgraph::modules {
 namespace {
@@ -50,7 +49,12 @@ void AddChild(std::string_view html) {
 
 std::string Render() {
   return WithChildren([](const std::vector<std::string>& children) {
-    return std::accumulate(children.begin(), children.end(), std::string());
+    std::size_t size = 0;
+    for (const std::string& child : children) size += child.size();
+    std::string html;
+    html.reserve(size);  // one allocation for the whole head
+    for (const std::string& child : children) html += child;
+    return html;
   });
 }
 

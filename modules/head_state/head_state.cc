@@ -8,6 +8,8 @@ namespace modgraph::modules {
 namespace {
 
 struct HeadState {
+  // A page adds a few elements (a title, some meta): room for them up front.
+  HeadState() { children.reserve(4); }
   std::vector<std::string> children;
 };
 

@@ -5,6 +5,8 @@
 // one vector shared by every request and titles leak between responses.
 #include <fmt/format.h>
 
+#include <iterator>
+
 #include "modgraph/loader/sdk.h"
 #include "modgraph/modules/head.h"
 #include "modgraph/plugins/page.h"
@@ -18,8 +20,13 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
   auto id = request.query.find("id");
   const std::string req_id = EscapeHtml(id == request.query.end() ? "none" : id->second);
   g_head->reset();
-  g_head->add_child(fmt::format("<title>req-{}</title>", req_id));
-  g_head->add_child(fmt::format("<meta name=\"req-id\" content=\"{}\">", req_id));
+  // Formatted on the stack: add_child copies what it keeps.
+  fmt::memory_buffer element;
+  fmt::format_to(std::back_inserter(element), "<title>req-{}</title>", req_id);
+  g_head->add_child({element.data(), element.size()});
+  element.clear();
+  fmt::format_to(std::back_inserter(element), "<meta name=\"req-id\" content=\"{}\">", req_id);
+  g_head->add_child({element.data(), element.size()});
   co_await request.async_work();
   co_return PageResult{.status = 200,
                        .head = g_head->render(),

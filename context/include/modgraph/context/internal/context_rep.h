@@ -45,12 +45,12 @@ struct TypedBox final : ValueBox {
 // introduced them; children borrow them and keep their parent alive.
 struct ContextRep {
   std::atomic<std::uint32_t> refs{1};
-  std::uint32_t size = 0;           // number of slots that follow
-  std::uint64_t request_id = 0;     // 0 outside a request scope
-  RequestState* request = nullptr;  // the unified request context, if any
-  ContextRep* parent = nullptr;     // strong reference
-  ValueBox* own_value = nullptr;    // the box this rep introduced
-  RequestState* own_request = nullptr;
+  std::uint32_t size = 0;               // number of slots that follow
+  std::uint64_t request_id = 0;         // 0 outside a request scope
+  RequestState* request = nullptr;      // the unified request context, if any
+  ContextRep* parent = nullptr;         // strong reference
+  ValueBox* own_value = nullptr;        // the box this rep introduced
+  RequestState* own_request = nullptr;  // in this rep's block (make_request_root)
 
   ValueBox* const* slots() const noexcept { return reinterpret_cast<ValueBox* const*>(this + 1); }
   ValueBox** slots() noexcept { return reinterpret_cast<ValueBox**>(this + 1); }
@@ -127,8 +127,9 @@ inline void release(ContextRep* rep) noexcept {
 // Allocates a child of `parent` (may be null) whose slot `index` holds `box`
 // (null: the key is unset there); takes ownership of `box` even when it throws.
 ContextRep* make_child(ContextRep* parent, std::uint32_t index, ValueBox* box);
-// Allocates a child of `parent` that is the root of a unified request scope.
-ContextRep* make_request_root(ContextRep* parent, RequestState* request, std::uint64_t id);
+// Allocates a child of `parent` that is the root of a unified request scope
+// with id `id`, and in the same block the RequestState it owns (rep->request).
+ContextRep* make_request_root(ContextRep* parent, std::uint64_t id);
 
 // Key slot registry. Anonymous keys get a fresh index; named keys get the same
 // index for the same name in every module copy (type checked: a mismatch throws
