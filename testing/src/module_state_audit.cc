@@ -478,26 +478,22 @@ std::string Describe(const ModuleStateFinding& finding) {
       finding.requests.size() > kShown ? ", …" : "", finding.environment);
 }
 
-server::Router MakeAuditedRouter(const server::PageHost& pages,
-                                 server::PageHost::WorkFactory make_work, ModuleStateAudit& audit) {
+server::Router MakeAuditedRouter(const pages::PageHost& host, server::WorkFactory make_work,
+                                 ModuleStateAudit& audit) {
   namespace asio = boost::asio;
   server::Router router;
-  for (const std::string& route : pages.routes()) {
+  for (const pages::PageHost::Page& page : host.pages()) {
     (void)router.Add(
-        route,
-        [&pages, make_work,
+        page.route,
+        [&host, &page, make_work,
          &audit](const server::Request& request) -> asio::awaitable<server::Response> {
-          absl::StatusOr<server::PageHost::AsyncWork> work = make_work(request);
-          if (!work.ok()) {
-            co_return server::Response{
-                .status = 400,
-                .content_type = "text/plain; charset=utf-8",
-                .body = fmt::format("400 bad request: {}\n", std::string(work.status().message()))};
-          }
+          absl::StatusOr<pages::AsyncWork> work = make_work(request);
+          if (!work.ok()) co_return server::RefusedWork(work.status());
           auto executor = co_await asio::this_coro::executor;
           co_return co_await modgraph::co_spawn(
               audit_internal::SliceExecutor(executor, &audit, request.id),
-              pages.Render(request, *std::move(work)), asio::use_awaitable);
+              host.Render<server::Response>(page, server::ToPageRequest(request, *std::move(work))),
+              asio::use_awaitable);
         });
   }
   return router;
