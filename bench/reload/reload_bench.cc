@@ -26,8 +26,9 @@
 #include "modgraph/environments/topology.h"
 #include "modgraph/environments/watcher.h"
 #include "modgraph/loader/preflight.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/server/page_routes.h"
 #include "modgraph/testing/load_client.h"
 
 namespace modgraph {
@@ -80,9 +81,9 @@ class LoadedServer {
     for (const absl::Status& error : topology_->LoadEntries()) {
       fmt::print(stderr, "load error: {}\n", std::string(error.message()));
     }
-    pages_ = *server::PageHost::Create(*topology_);
-    server_ =
-        *server::HttpServer::Start({.threads = 2}, pages_->MakeRouter(pages_->TopologyWork()));
+    pages_ = *pages::PageHost::Create(*topology_);
+    server_ = *server::HttpServer::Start(
+        {.threads = 2}, server::MakePageRouter(*pages_, server::TopologyWork(*pages_)));
     if (clients > 0) {
       load_ = std::thread([this, clients] {
         std::vector<std::string> targets;
@@ -114,7 +115,7 @@ class LoadedServer {
 
  private:
   std::unique_ptr<Topology> topology_;
-  std::unique_ptr<server::PageHost> pages_;
+  std::unique_ptr<pages::PageHost> pages_;
   std::unique_ptr<server::HttpServer> server_;
   std::unique_ptr<ModuleWatcher> watcher_;
   std::atomic<bool> stop_{false};

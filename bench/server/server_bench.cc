@@ -13,8 +13,9 @@
 #include <string>
 
 #include "modgraph/example/topologies.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/server/page_routes.h"
 #include "modgraph/testing/load_client.h"
 #include "modgraph/testing/testkit.h"
 
@@ -51,9 +52,9 @@ void BM_Modgraph(benchmark::State& state, bool prod, bool context) {
   TopologySpec spec = prod ? example::ProdTopology(kBundle) : example::DevTopology(kModuleDir);
   spec.server.work_ms = 0;  // pages yield once: the server is measured, not a simulated fetch
   auto topology = testing::LoadForTest(std::move(spec), Policy::kAuto);
-  auto pages = server::PageHost::Create(**topology);
-  auto server = server::HttpServer::Start({.context_enabled = context},
-                                          (*pages)->MakeRouter((*pages)->TopologyWork()));
+  auto host = pages::PageHost::Create(**topology);
+  auto server = server::HttpServer::Start(
+      {.context_enabled = context}, server::MakePageRouter(**host, server::TopologyWork(**host)));
   if (!server.ok()) {
     state.SkipWithError("server did not start");
     return;

@@ -5,6 +5,10 @@
 // (gelf_getdyn, gelf_getsym, gelf_getrela) against their chunk. What is left to
 // this file is the arithmetic that turns addresses into file offsets and sizes
 // into counts; every such step is checked for overflow.
+//
+// Over 400 lines: one validation pass over untrusted bytes whose checks rely on
+// the ones before (header, segments, dynamic tags, ld.so's tables) and share
+// the checked arithmetic beside them: apart, a check would be read without them.
 #include "modgraph/loader/internal/elf.h"
 
 #include <fmt/format.h>

@@ -4,7 +4,7 @@
 
 #include "modgraph/loader/sdk.h"
 #include "modgraph/modules/cache_runtime.h"
-#include "modgraph/plugins/page.h"
+#include "modgraph/pages/page.h"
 
 namespace modgraph::plugins {
 namespace {
@@ -13,16 +13,16 @@ const modules::CacheRuntimeApi* g_cache = nullptr;
 
 std::string ExpensiveGreeting(std::string_view args) { return fmt::format("hello {}", args); }
 
-boost::asio::awaitable<PageResult> Render(PageRequest request) {
+boost::asio::awaitable<pages::PageResult> Render(pages::PageRequest request) {
   if (auto deployment = request.query.find("deployment"); deployment != request.query.end()) {
     if (!g_cache->set_request_deployment_id(deployment->second)) {
-      co_return PageResult{.status = 400, .head = "", .body = "invalid deployment id"};
+      co_return pages::PageResult{.status = 400, .head = "", .body = "invalid deployment id"};
     }
   }
   auto name = request.query.find("name");
-  const std::string args = EscapeHtml(name == request.query.end() ? "world" : name->second);
+  const std::string args = pages::EscapeHtml(name == request.query.end() ? "world" : name->second);
   co_await request.async_work();
-  co_return PageResult{
+  co_return pages::PageResult{
       .status = 200,
       .head = "<title>cached</title>",
       .body = fmt::format("<p data-testid=\"value\">{}</p><p data-testid=\"seed\">{}</p>",
@@ -35,7 +35,7 @@ void Init(sdk::ModuleContext& context) {
 }
 
 const char* const kImports[] = {"cache-runtime"};
-const PageApi kPage{"/cached", &Render};
+const pages::PageApi kPage{"/cached", &Render};
 
 }  // namespace
 }  // namespace modgraph::plugins

@@ -9,16 +9,16 @@
 
 #include "modgraph/loader/sdk.h"
 #include "modgraph/modules/head.h"
-#include "modgraph/plugins/page.h"
+#include "modgraph/pages/page.h"
 
 namespace modgraph::plugins {
 namespace {
 
 const modules::HeadApi* g_head = nullptr;
 
-boost::asio::awaitable<PageResult> Render(PageRequest request) {
+boost::asio::awaitable<pages::PageResult> Render(pages::PageRequest request) {
   auto id = request.query.find("id");
-  const std::string req_id = EscapeHtml(id == request.query.end() ? "none" : id->second);
+  const std::string req_id = pages::EscapeHtml(id == request.query.end() ? "none" : id->second);
   g_head->reset();
   // Formatted on the stack: add_child copies what it keeps.
   fmt::memory_buffer element;
@@ -28,9 +28,9 @@ boost::asio::awaitable<PageResult> Render(PageRequest request) {
   fmt::format_to(std::back_inserter(element), "<meta name=\"req-id\" content=\"{}\">", req_id);
   g_head->add_child({element.data(), element.size()});
   co_await request.async_work();
-  co_return PageResult{.status = 200,
-                       .head = g_head->render(),
-                       .body = fmt::format("<h1 data-testid=\"req-id\">{}</h1>", req_id)};
+  co_return pages::PageResult{.status = 200,
+                              .head = g_head->render(),
+                              .body = fmt::format("<h1 data-testid=\"req-id\">{}</h1>", req_id)};
 }
 
 void Init(sdk::ModuleContext& context) {
@@ -38,7 +38,7 @@ void Init(sdk::ModuleContext& context) {
 }
 
 const char* const kImports[] = {"head"};
-const PageApi kPage{"/concurrent-head", &Render};
+const pages::PageApi kPage{"/concurrent-head", &Render};
 
 }  // namespace
 }  // namespace modgraph::plugins

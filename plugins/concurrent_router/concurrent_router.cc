@@ -5,29 +5,30 @@
 
 #include "modgraph/loader/sdk.h"
 #include "modgraph/modules/router.h"
-#include "modgraph/plugins/page.h"
+#include "modgraph/pages/page.h"
 
 namespace modgraph::plugins {
 namespace {
 
 const modules::RouterApi* g_router = nullptr;
 
-boost::asio::awaitable<PageResult> Render(PageRequest request) {
+boost::asio::awaitable<pages::PageResult> Render(pages::PageRequest request) {
   g_router->set_route(request.path, request.query);
   co_await request.async_work();
   const std::map<std::string, std::string> query = g_router->query();
   std::string items;
   for (const auto& [key, value] : query) {
-    items += fmt::format("<li data-key=\"{}\">{}</li>", EscapeHtml(key), EscapeHtml(value));
+    items += fmt::format("<li data-key=\"{}\">{}</li>", pages::EscapeHtml(key),
+                         pages::EscapeHtml(value));
   }
   auto id = query.find("id");
-  co_return PageResult{
+  co_return pages::PageResult{
       .status = 200,
       .head = "<title>router</title>",
       .body = fmt::format("<p data-testid=\"req-id\">req-{}</p><p data-testid=\"pathname\">{}</p>"
                           "<ul data-testid=\"query\">{}</ul>",
-                          EscapeHtml(id == query.end() ? "none" : id->second),
-                          EscapeHtml(g_router->pathname()), items)};
+                          pages::EscapeHtml(id == query.end() ? "none" : id->second),
+                          pages::EscapeHtml(g_router->pathname()), items)};
 }
 
 void Init(sdk::ModuleContext& context) {
@@ -35,7 +36,7 @@ void Init(sdk::ModuleContext& context) {
 }
 
 const char* const kImports[] = {"router"};
-const PageApi kPage{"/concurrent-router", &Render};
+const pages::PageApi kPage{"/concurrent-router", &Render};
 
 }  // namespace
 }  // namespace modgraph::plugins

@@ -4,20 +4,20 @@
 
 #include "modgraph/loader/sdk.h"
 #include "modgraph/modules/request_store.h"
-#include "modgraph/plugins/page.h"
+#include "modgraph/pages/page.h"
 
 namespace modgraph::plugins {
 namespace {
 
 const modules::RequestStoreApi* g_store = nullptr;
 
-boost::asio::awaitable<PageResult> Render(PageRequest request) {
+boost::asio::awaitable<pages::PageResult> Render(pages::PageRequest request) {
   auto id = request.query.find("id");
-  const std::string value = EscapeHtml(id == request.query.end() ? "none" : id->second);
+  const std::string value = pages::EscapeHtml(id == request.query.end() ? "none" : id->second);
   g_store->store().set<std::string>("db-client", fmt::format("req-{}", value));
   co_await request.async_work();
   std::shared_ptr<std::string> client = g_store->store().get<std::string>("db-client");
-  co_return PageResult{
+  co_return pages::PageResult{
       .status = 200,
       .head = "<title>request store</title>",
       .body = fmt::format("<p data-testid=\"client\">{}</p>", client ? *client : "missing")};
@@ -28,7 +28,7 @@ void Init(sdk::ModuleContext& context) {
 }
 
 const char* const kImports[] = {"request-store"};
-const PageApi kPage{"/request-store", &Render};
+const pages::PageApi kPage{"/request-store", &Render};
 
 }  // namespace
 }  // namespace modgraph::plugins

@@ -1,62 +1,37 @@
-// The module-state audit; see module_state_audit.h.
+// The module-state audit; see module_state_audit.h. What it watches (the
+// copies, their writable ranges, exclusions and symbols) is found in
+// module_memory.cc; here: snapshots, write tracking, attribution of each
+// change to a request, the findings and the audited router.
 #include "modgraph/testing/module_state_audit.h"
 
 #include <cxxabi.h>
 #include <elf.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <link.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <optional>
 #include <set>
-#include <sstream>
-#include <tuple>
 
 #include "modgraph/context/asio.h"
 #include "modgraph/loader/internal/elf.h"
+#include "module_memory.h"
 #include "slice_executor.h"
 #include "write_tracker.h"
 
 namespace modgraph::testing {
 namespace {
 
+using audit_internal::Copy;
+using audit_internal::LiveReader;
 using audit_internal::PageRange;
+using audit_internal::Range;
+using audit_internal::Region;
 using audit_internal::WriteTracker;
-
-struct Range {
-  std::uintptr_t begin = 0;
-  std::uintptr_t end = 0;
-};
-
-// One loaded copy of a module library: its instances, where it is mapped,
-// what in it is not audited, and its symbols.
-struct Copy {
-  std::string library;  // the loaded copy's path, as handed to dlopen
-  std::string source;   // the module file it was copied from
-  std::string environment;
-  std::vector<std::string> instances;
-  std::vector<const modgraph_module_descriptor*> descriptors;
-  std::uintptr_t base = 0;
-  bool mapped = false;
-  std::vector<Range> excluded;  // sorted by begin
-  std::optional<elf::SymbolTable> symbols;
-};
-
-// A writable range of one copy and its snapshot at the last scheduling point.
-struct Region {
-  std::size_t copy = 0;
-  std::uintptr_t begin = 0;
-  std::uintptr_t end = 0;
-  std::vector<unsigned char> snapshot;
-};
 
 // Where a written byte belongs: a symbol, or an 8-byte word of a section.
 struct Location {
@@ -102,14 +77,6 @@ std::string Demangle(const std::string& name) {
   return status == 0 && out != nullptr ? std::string(out.get()) : name;
 }
 
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
 // Adds [begin, end) to a sorted list of disjoint ranges, merging.
 void AddRange(std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, std::uint64_t begin,
               std::uint64_t end) {
@@ -126,85 +93,7 @@ void AddRange(std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, std:
   ranges = std::move(merged);
 }
 
-struct PhdrSearch {
-  std::vector<Copy>* copies;
-  std::vector<Region>* regions;
-};
-
-// dl_iterate_phdr callback: the load base and the writable, non-RELRO ranges
-// of every watched copy.
-int CollectSegments(dl_phdr_info* info, std::size_t, void* data) {
-  auto* search = static_cast<PhdrSearch*>(data);
-  if (info->dlpi_name == nullptr || *info->dlpi_name == '\0') return 0;
-  for (std::size_t c = 0; c < search->copies->size(); ++c) {
-    Copy& copy = (*search->copies)[c];
-    if (copy.mapped || copy.library != info->dlpi_name) continue;
-    copy.mapped = true;
-    copy.base = info->dlpi_addr;
-    Range relro;
-    for (int i = 0; i < info->dlpi_phnum; ++i) {
-      const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
-      if (phdr.p_type == PT_GNU_RELRO) {
-        relro = {info->dlpi_addr + phdr.p_vaddr, info->dlpi_addr + phdr.p_vaddr + phdr.p_memsz};
-      }
-    }
-    for (int i = 0; i < info->dlpi_phnum; ++i) {
-      const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
-      if (phdr.p_type != PT_LOAD || (phdr.p_flags & PF_W) == 0) continue;
-      const std::uintptr_t begin = info->dlpi_addr + phdr.p_vaddr;
-      const std::uintptr_t end = begin + phdr.p_memsz;
-      // RELRO is read-only once relocated: audit what lies outside it.
-      if (relro.begin == relro.end) {
-        search->regions->push_back({c, begin, end, {}});
-        continue;
-      }
-      if (begin < std::min(end, relro.begin)) {
-        search->regions->push_back({c, begin, std::min(end, relro.begin), {}});
-      }
-      if (std::max(begin, relro.end) < end) {
-        search->regions->push_back({c, std::max(begin, relro.end), end, {}});
-      }
-    }
-  }
-  return 0;
-}
-
 }  // namespace
-
-// The live bytes of a region. Reading a module's segments whole also reads
-// AddressSanitizer's redzones between its globals, which ASan reports in any
-// instrumented or intercepted read; under ASan the bytes are copied by the
-// kernel instead (pread of /proc/self/mem) into a buffer of our own.
-class LiveReader {
- public:
-  LiveReader() {
-#if defined(__SANITIZE_ADDRESS__)
-    fd_ = ::open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-#endif
-  }
-  ~LiveReader() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  LiveReader(const LiveReader&) = delete;
-  LiveReader& operator=(const LiveReader&) = delete;
-
-  const unsigned char* Read(std::uintptr_t begin, std::size_t size) {
-    if (fd_ < 0) return reinterpret_cast<const unsigned char*>(begin);
-    buffer_.resize(size);
-    std::size_t done = 0;
-    while (done < size) {
-      const ssize_t n =
-          ::pread(fd_, buffer_.data() + done, size - done, static_cast<off_t>(begin + done));
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    return buffer_.data();
-  }
-
- private:
-  int fd_ = -1;
-  std::vector<unsigned char> buffer_;
-};
 
 struct ModuleStateAudit::Impl {
   AuditOptions options;
@@ -324,63 +213,10 @@ absl::StatusOr<std::unique_ptr<ModuleStateAudit>> ModuleStateAudit::Start(const 
                                                                           AuditOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  std::map<std::string, std::size_t> by_library;
-  for (const auto& environment : topology.environments()) {
-    for (const Instance* instance : environment->instances()) {
-      const LoadedLibrary& library = instance->library();
-      const std::string path = library.loaded_path().string();
-      auto [it, inserted] = by_library.try_emplace(path, impl->copies.size());
-      if (inserted) {
-        Copy copy;
-        copy.library = path;
-        copy.source = library.source().string();
-        copy.environment = instance->environment();
-        copy.descriptors.assign(library.descriptors().begin(), library.descriptors().end());
-        impl->copies.push_back(std::move(copy));
-      }
-      impl->copies[it->second].instances.push_back(instance->name());
-    }
-  }
-  PhdrSearch search{&impl->copies, &impl->regions};
-  dl_iterate_phdr(&CollectSegments, &search);
-  for (Copy& copy : impl->copies) {
-    if (!copy.mapped) {
-      return absl::NotFoundError(fmt::format(
-          "module-state audit: the copy {} of {} (instances {}) is not mapped in this process",
-          copy.library, copy.source, fmt::join(copy.instances, ", ")));
-    }
-    // Not audited: slot cells (the host writes them), declared shared state.
-    for (const modgraph_module_descriptor* descriptor : copy.descriptors) {
-      for (uint32_t i = 0; i < descriptor->slot_count; ++i) {
-        const auto cell = reinterpret_cast<std::uintptr_t>(descriptor->slots[i].active_impl);
-        copy.excluded.push_back({cell, cell + sizeof(void*)});
-      }
-      if (MODGRAPH_DESCRIPTOR_HAS(descriptor, shared_state_count)) {
-        for (uint32_t i = 0; i < descriptor->shared_state_count; ++i) {
-          const auto at = reinterpret_cast<std::uintptr_t>(descriptor->shared_state[i].address);
-          copy.excluded.push_back({at, at + descriptor->shared_state[i].size});
-        }
-      }
-    }
-    // Symbols from the copy itself (the file on disk may have been rebuilt since).
-    std::optional<std::string> image = ReadFile(copy.library);
-    if (!image) image = ReadFile(copy.source);
-    if (image) {
-      absl::StatusOr<elf::SymbolTable> symbols = elf::ReadSymbolTable(*image);
-      if (symbols.ok()) copy.symbols = *std::move(symbols);
-    }
-    // Not audited: the dynamic linker's GOT.
-    if (copy.symbols) {
-      for (const elf::Section& section : copy.symbols->sections) {
-        if (section.address != 0 && (section.name == ".got" || section.name == ".got.plt")) {
-          copy.excluded.push_back(
-              {copy.base + section.address, copy.base + section.address + section.size});
-        }
-      }
-    }
-    std::sort(copy.excluded.begin(), copy.excluded.end(),
-              [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  }
+  absl::StatusOr<audit_internal::ModuleMemory> memory = audit_internal::FindModuleMemory(topology);
+  if (!memory.ok()) return memory.status();
+  impl->copies = std::move(memory->copies);
+  impl->regions = std::move(memory->regions);
   Stats& stats = impl->stats;
   stats.copies = impl->copies.size();
   for (Region& region : impl->regions) {
@@ -478,26 +314,22 @@ std::string Describe(const ModuleStateFinding& finding) {
       finding.requests.size() > kShown ? ", …" : "", finding.environment);
 }
 
-server::Router MakeAuditedRouter(const server::PageHost& pages,
-                                 server::PageHost::WorkFactory make_work, ModuleStateAudit& audit) {
+server::Router MakeAuditedRouter(const pages::PageHost& host, server::WorkFactory make_work,
+                                 ModuleStateAudit& audit) {
   namespace asio = boost::asio;
   server::Router router;
-  for (const std::string& route : pages.routes()) {
+  for (const pages::PageHost::Page& page : host.pages()) {
     (void)router.Add(
-        route,
-        [&pages, make_work,
+        page.route,
+        [&host, &page, make_work,
          &audit](const server::Request& request) -> asio::awaitable<server::Response> {
-          absl::StatusOr<server::PageHost::AsyncWork> work = make_work(request);
-          if (!work.ok()) {
-            co_return server::Response{
-                .status = 400,
-                .content_type = "text/plain; charset=utf-8",
-                .body = fmt::format("400 bad request: {}\n", std::string(work.status().message()))};
-          }
+          absl::StatusOr<pages::AsyncWork> work = make_work(request);
+          if (!work.ok()) co_return server::RefusedWork(work.status());
           auto executor = co_await asio::this_coro::executor;
           co_return co_await modgraph::co_spawn(
               audit_internal::SliceExecutor(executor, &audit, request.id),
-              pages.Render(request, *std::move(work)), asio::use_awaitable);
+              host.Render<server::Response>(page, server::ToPageRequest(request, *std::move(work))),
+              asio::use_awaitable);
         });
   }
   return router;

@@ -19,8 +19,8 @@
 
 #include "modgraph/context/asio.h"
 #include "modgraph/context/request_context.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/server/http.h"
-#include "modgraph/server/page_host.h"
 #include "slice_executor.h"
 
 namespace modgraph::testing {
@@ -95,7 +95,7 @@ std::vector<std::size_t> RunReport::NonOkResponses() const {
 }
 
 absl::StatusOr<std::vector<std::string>> ServedRoutes(Topology& topology) {
-  absl::StatusOr<std::unique_ptr<server::PageHost>> host = server::PageHost::Create(topology);
+  absl::StatusOr<std::unique_ptr<pages::PageHost>> host = pages::PageHost::Create(topology);
   if (!host.ok()) return host.status();
   return (*host)->routes();
 }
@@ -139,7 +139,7 @@ absl::StatusOr<std::unique_ptr<Topology>> LoadForTest(TopologySpec spec, Policy 
 
 absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std::string> targets,
                                          RunOptions options) {
-  absl::StatusOr<std::unique_ptr<server::PageHost>> host = server::PageHost::Create(topology);
+  absl::StatusOr<std::unique_ptr<pages::PageHost>> host = pages::PageHost::Create(topology);
   if (!host.ok()) return host.status();
   const std::size_t n = targets.size();
   RunReport report;
@@ -171,18 +171,19 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
   };
 
   for (std::size_t i : report.start_order) {
-    server::Request request{.method = "GET", .target = targets[i], .id = 0};
+    pages::PageRequest request;
     if (absl::Status decoded = server::DecodeTarget(targets[i], request.path, request.query);
         !decoded.ok()) {
       return absl::InvalidArgumentError(
           fmt::format("bad target '{}': {}", targets[i], std::string(decoded.message())));
     }
     const RequestContext context = RequestContext::create();
-    request.id = context.id();
-    report.responses[i] = {.target = targets[i], .request_id = request.id};
+    const std::uint64_t request_id = context.id();
+    request.request_id = request_id;
+    report.responses[i] = {.target = targets[i], .request_id = request_id};
     Slot& slot = *slots[i];
     // The page's asynchronous work: park at the gate the first time, yield after.
-    server::PageHost::AsyncWork work = [&slot, &arrive]() -> asio::awaitable<void> {
+    request.async_work = [&slot, &arrive]() -> asio::awaitable<void> {
       if (slot.parked) {
         co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
         co_return;
@@ -195,8 +196,8 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
     auto spawn = [&](auto executor) {
       modgraph::co_spawn(
           executor,
-          [&, i, request = std::move(request), work = std::move(work)]() -> asio::awaitable<void> {
-            server::Response response = co_await (*host)->Render(request, work);
+          [&, i, request = std::move(request)]() mutable -> asio::awaitable<void> {
+            pages::RenderedPage response = co_await (*host)->Render(std::move(request));
             report.responses[i].status = response.status;
             report.responses[i].body = std::move(response.body);
           },
@@ -219,7 +220,7 @@ absl::StatusOr<RunReport> FireConcurrent(Topology& topology, std::span<const std
     };
     run_request(context, [&] {
       if (audit) {
-        spawn(audit_internal::SliceExecutor(io.get_executor(), audit.get(), request.id));
+        spawn(audit_internal::SliceExecutor(io.get_executor(), audit.get(), request_id));
       } else {
         spawn(io.get_executor());
       }

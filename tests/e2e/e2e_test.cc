@@ -6,10 +6,11 @@
 #include <gmock/gmock.h>
 
 #include "modgraph/example/topologies.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/server/page_routes.h"
 #include "modgraph/testing/load_client.h"
 #include "modgraph/testing/testkit.h"
 
@@ -38,12 +39,13 @@ class ServedTopology {
         c.prod ? example::ProdTopology(kBundle) : example::DevTopology(kModuleDir), c.policy);
     EXPECT_TRUE(topology.ok()) << topology.status();
     topology_ = *std::move(topology);
-    auto pages = server::PageHost::Create(*topology_);
-    EXPECT_TRUE(pages.ok()) << pages.status();
-    pages_ = *std::move(pages);
+    auto host = pages::PageHost::Create(*topology_);
+    EXPECT_TRUE(host.ok()) << host.status();
+    pages_ = *std::move(host);
     auto started = server::HttpServer::Start(
-        {.threads = c.threads},
-        pages_->MakeRouter([this](const server::Request&) { return barrier_.Work(); }));
+        {.threads = c.threads}, server::MakePageRouter(*pages_, [this](const server::Request&) {
+          return barrier_.Work();
+        }));
     EXPECT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
   }
@@ -61,7 +63,7 @@ class ServedTopology {
  private:
   server::ArrivalBarrier barrier_;
   std::unique_ptr<Topology> topology_;
-  std::unique_ptr<server::PageHost> pages_;
+  std::unique_ptr<pages::PageHost> pages_;
   std::unique_ptr<server::HttpServer> server_;
 };
 

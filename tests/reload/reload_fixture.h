@@ -17,8 +17,9 @@
 
 #include "modgraph/environments/topology.h"
 #include "modgraph/environments/watcher.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/server/page_routes.h"
 
 namespace modgraph::testing {
 
@@ -102,11 +103,11 @@ class ServedStressPage {
     EXPECT_TRUE(topology.ok()) << topology.status();
     topology_ = *std::move(topology);
     for (const absl::Status& error : topology_->LoadEntries()) ADD_FAILURE() << error;
-    auto pages = server::PageHost::Create(*topology_);
-    EXPECT_TRUE(pages.ok()) << pages.status();
-    pages_ = *std::move(pages);
+    auto host = pages::PageHost::Create(*topology_);
+    EXPECT_TRUE(host.ok()) << host.status();
+    pages_ = *std::move(host);
     auto started = server::HttpServer::Start({.threads = threads},
-                                             pages_->MakeRouter(server::PageHost::YieldOnce));
+                                             server::MakePageRouter(*pages_, server::YieldOnce));
     EXPECT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
   }
@@ -129,7 +130,7 @@ class ServedStressPage {
 
  private:
   std::unique_ptr<Topology> topology_;
-  std::unique_ptr<server::PageHost> pages_;
+  std::unique_ptr<pages::PageHost> pages_;
   std::unique_ptr<server::HttpServer> server_;
   std::unique_ptr<ModuleWatcher> watcher_;
 };

@@ -62,7 +62,7 @@ TEST(PageHostReloadTest, AFailedReloadKeepsTheOldPageServing) {
 // Parks every request in its page until opened; counts arrivals.
 class Gate {
  public:
-  server::PageHost::AsyncWork Work() {
+  pages::AsyncWork Work() {
     return [this]() -> boost::asio::awaitable<void> {
       auto executor = co_await boost::asio::this_coro::executor;
       boost::asio::steady_timer timer(executor, std::chrono::steady_clock::time_point::max());
@@ -115,14 +115,14 @@ TEST(PageHostReloadTest, ARequestInFlightFinishesOnTheCopyItStartedWith) {
   auto topology = Topology::Create(std::move(spec), {.temp_root = scratch.copies()});
   ASSERT_TRUE(topology.ok()) << topology.status();
   ASSERT_THAT((*topology)->LoadEntries(), IsEmpty());
-  auto pages = server::PageHost::Create(**topology);
-  ASSERT_TRUE(pages.ok());
+  auto host = pages::PageHost::Create(**topology);
+  ASSERT_TRUE(host.ok());
   Gate gate;
   auto server = server::HttpServer::Start(
-      {}, (*pages)->MakeRouter(
-              [&](const server::Request& request) -> absl::StatusOr<server::PageHost::AsyncWork> {
+      {}, server::MakePageRouter(
+              **host, [&](const server::Request& request) -> absl::StatusOr<pages::AsyncWork> {
                 if (request.query.contains("wait")) return gate.Work();
-                return server::PageHost::YieldOnce(request);
+                return server::YieldOnce(request);
               }));
   ASSERT_TRUE(server.ok());
   const std::uint16_t port = (*server)->port();

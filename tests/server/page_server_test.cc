@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "modgraph/example/topologies.h"
+#include "modgraph/pages/async_work.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/server/page_routes.h"
 #include "modgraph/testing/load_client.h"
 #include "modgraph/testing/testkit.h"
 
@@ -31,15 +33,15 @@ constexpr auto kPatience = std::chrono::seconds(60);
 // A dev topology under `policy`, its pages served on `threads` io threads.
 class ServedDev {
  public:
-  ServedDev(Policy policy, int threads, server::PageHost::WorkFactory work) {
+  ServedDev(Policy policy, int threads, server::WorkFactory work) {
     auto topology = testing::LoadForTest(example::DevTopology(kModuleDir), policy);
     EXPECT_TRUE(topology.ok()) << topology.status();
     topology_ = *std::move(topology);
-    auto pages = server::PageHost::Create(*topology_);
-    EXPECT_TRUE(pages.ok()) << pages.status();
-    pages_ = *std::move(pages);
-    auto started =
-        server::HttpServer::Start({.threads = threads}, pages_->MakeRouter(std::move(work)));
+    auto host = pages::PageHost::Create(*topology_);
+    EXPECT_TRUE(host.ok()) << host.status();
+    pages_ = *std::move(host);
+    auto started = server::HttpServer::Start({.threads = threads},
+                                             server::MakePageRouter(*pages_, std::move(work)));
     EXPECT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
   }
@@ -49,7 +51,7 @@ class ServedDev {
 
  private:
   std::unique_ptr<Topology> topology_;
-  std::unique_ptr<server::PageHost> pages_;
+  std::unique_ptr<pages::PageHost> pages_;
   std::unique_ptr<server::HttpServer> server_;
 };
 
@@ -73,7 +75,7 @@ std::vector<int> TitleIds(const std::string& body) {
 
 TEST(PageServer, DevWarnOnTwoThreadsUnderLoadLeaksTitlesButNeverCorruptsState) {
   Sentinel::Global().ClearEvents();
-  ServedDev served(Policy::kWarn, /*threads=*/2, server::PageHost::YieldOnce);
+  ServedDev served(Policy::kWarn, /*threads=*/2, server::YieldOnce);
   // A bounded run: 6,000 requests on 16 keep-alive connections, head and
   // router pages interleaved, every one yielding once mid-render. (Without
   // head's lock this aborts with heap corruption within about 2,000 requests
@@ -133,7 +135,7 @@ TEST(PageServer, DevWarnOnTwoThreadsLeaksEveryTitleButTwoWhenAllWriteBeforeAnyRe
 // Query values reach the page as text: markup in them is escaped, never
 // rendered (a reflected script would run in whoever follows a crafted link).
 TEST(PageServer, RequestInputIsEscapedInThePage) {
-  ServedDev served(Policy::kAuto, 1, server::PageHost::YieldOnce);
+  ServedDev served(Policy::kAuto, 1, server::YieldOnce);
   for (const char* target :
        {"/concurrent-head?id=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         "/concurrent-router?id=%3Cscript%3Ex%3C%2Fscript%3E&q=%22%3E%3Cb%3E"}) {
@@ -151,21 +153,21 @@ TEST(PageServer, DelayMsIsBoundedAndAnOutOfRangeValueIs400) {
   auto work_for = [](std::string value) {
     server::Request request;
     request.query["delay_ms"] = std::move(value);
-    return server::PageHost::YieldOnce(request);
+    return server::YieldOnce(request);
   };
   for (const char* ok : {"0", "5", "60000"}) EXPECT_TRUE(work_for(ok).ok()) << ok;
   for (const char* bad : {"60001", "-1", "99999999999", "2000000000", "abc", "5ms", " 5", ""}) {
-    absl::StatusOr<server::PageHost::AsyncWork> work = work_for(bad);
+    absl::StatusOr<pages::AsyncWork> work = work_for(bad);
     ASSERT_FALSE(work.ok()) << bad;
     EXPECT_EQ(work.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(work.status().message()),
                 HasSubstr(fmt::format("delay_ms must be a whole number of milliseconds from 0 to "
                                       "{}; got '{}'",
-                                      server::PageHost::kMaxDelayMs, bad)));
+                                      pages::kMaxDelayMs, bad)));
   }
-  EXPECT_TRUE(server::PageHost::YieldOnce(server::Request{}).ok());
+  EXPECT_TRUE(server::YieldOnce(server::Request{}).ok());
 
-  ServedDev served(Policy::kAuto, 1, server::PageHost::YieldOnce);
+  ServedDev served(Policy::kAuto, 1, server::YieldOnce);
   auto too_long = testing::Fetch(served.port(), "/concurrent-head?id=1&delay_ms=99999999999");
   ASSERT_TRUE(too_long.ok()) << too_long.status();
   EXPECT_EQ(too_long->status, 400);
@@ -195,13 +197,14 @@ entries = ["head-state"]
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto topology = testing::LoadForTest(*std::move(spec), Policy::kWarn);
   ASSERT_TRUE(topology.ok()) << topology.status();
-  auto pages = server::PageHost::Create(**topology);
-  ASSERT_TRUE(pages.ok()) << pages.status();
-  EXPECT_EQ((*pages)->work_ms(), 7);
+  auto host = pages::PageHost::Create(**topology);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_EQ((*host)->work_ms(), 7);
   // The example's topologies keep the default; benchmarks set 0.
   EXPECT_EQ(example::DevTopology(kModuleDir).server.work_ms, ServerSpec::kDefaultWorkMs);
 
-  auto server = server::HttpServer::Start({}, (*pages)->MakeRouter((*pages)->TopologyWork()));
+  auto server =
+      server::HttpServer::Start({}, server::MakePageRouter(**host, server::TopologyWork(**host)));
   ASSERT_TRUE(server.ok()) << server.status();
   auto page = testing::Fetch((*server)->port(), "/concurrent-head?id=3");
   auto refused = testing::Fetch((*server)->port(), "/concurrent-head?id=4&delay_ms=-1");

@@ -14,10 +14,11 @@
 #include "cli_common.h"
 #include "command.h"
 #include "modgraph/environments/watcher.h"
+#include "modgraph/pages/page_host.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/server/page_routes.h"
 #include "modgraph/testing/testkit.h"
 
 namespace modgraph::tools {
@@ -89,10 +90,10 @@ int RunServe(const ServeOptions& options) {
     return kExitError;
   }
   for (const absl::Status& error : loaded->errors) PrintError(error);
-  absl::StatusOr<std::unique_ptr<server::PageHost>> pages =
-      server::PageHost::Create(*loaded->topology);
-  if (!pages.ok()) {
-    PrintError(pages.status(),
+  absl::StatusOr<std::unique_ptr<pages::PageHost>> host =
+      pages::PageHost::Create(*loaded->topology);
+  if (!host.ok()) {
+    PrintError(host.status(),
                "add a [server] table with pages_environment and pages to the topology");
     return kExitError;
   }
@@ -101,7 +102,7 @@ int RunServe(const ServeOptions& options) {
   // fetch ([server] work_ms, or ?delay_ms=N).
   std::shared_ptr<server::ArrivalBarrier> barrier;
   if (options.barrier > 0) barrier = std::make_shared<server::ArrivalBarrier>(options.barrier);
-  server::PageHost::WorkFactory work = (*pages)->TopologyWork();
+  server::WorkFactory work = server::TopologyWork(**host);
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
   // --audit: every resumption of a page is a scheduling point of the
   // module-state audit (one io thread, so slices do not overlap).
@@ -115,8 +116,8 @@ int RunServe(const ServeOptions& options) {
     }
     audit = *std::move(started);
   }
-  server::Router router = audit ? testing::MakeAuditedRouter(**pages, std::move(work), *audit)
-                                : (*pages)->MakeRouter(std::move(work));
+  server::Router router = audit ? testing::MakeAuditedRouter(**host, std::move(work), *audit)
+                                : server::MakePageRouter(**host, std::move(work));
   server::HttpServer::Options server_options = options.limits;
   server_options.port = static_cast<std::uint16_t>(options.port);
   server_options.threads = options.threads;
@@ -149,7 +150,7 @@ int RunServe(const ServeOptions& options) {
                topology.spec().name, (*server)->port(), options.threads,
                options.no_context ? ", request context off" : "",
                audit ? ", module-state audit on" : "");
-    for (const std::string& route : (*pages)->routes()) {
+    for (const std::string& route : (*host)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
     }
     if (watcher != nullptr) {

@@ -4,10 +4,10 @@
 // parties, every request writes its state before any request reads it.
 //
 //   auto barrier = std::make_shared<ArrivalBarrier>(15);
-//   Router router = pages->MakeRouter(
-//       [barrier](const Request&) -> absl::StatusOr<PageHost::AsyncWork> {
+//   Router router = MakePageRouter(
+//       *host, [barrier](const Request&) -> absl::StatusOr<pages::AsyncWork> {
 //         return barrier->Work();
-//       });
+//       });   // page_routes.h
 //
 // `modgraph serve --barrier N` serves with one; the tests use it to make an
 // HTTP burst reproducible. A request that never comes leaves the others parked
@@ -25,8 +25,8 @@ class ArrivalBarrier {
  public:
   explicit ArrivalBarrier(std::size_t parties);
   ~ArrivalBarrier();
-  // The work for one request (thread-safe; usable as a PageHost work factory's
-  // result). Only its first await parks.
+  // The work for one request (thread-safe; a pages::AsyncWork, usable as a
+  // WorkFactory's result). Only its first await parks.
   std::function<boost::asio::awaitable<void>()> Work();
   // How many requests have arrived so far.
   std::size_t arrived() const;

@@ -8,7 +8,7 @@
 // which keeps "which handler served this?" obvious.
 //
 //   modgraph::server::Router router;
-//   absl::Status added = router.Add("/concurrent-head", head_page);  // GET (and HEAD)
+//   absl::Status added = router.Add("/hello", hello_page);  // GET (and HEAD)
 //   if (!added.ok()) return added;  // AlreadyExists names the path
 //   added = router.Add("/form", form_page, {"GET", "POST"});
 //   auto server = modgraph::server::HttpServer::Start({}, std::move(router));

@@ -49,7 +49,8 @@
 
 #include "absl/status/statusor.h"
 #include "modgraph/environments/topology.h"
-#include "modgraph/server/page_host.h"
+#include "modgraph/pages/page_host.h"
+#include "modgraph/server/page_routes.h"
 #include "modgraph/server/router.h"
 
 namespace modgraph::testing {
@@ -124,11 +125,11 @@ class ModuleStateAudit {
   std::unique_ptr<Impl> impl_;
 };
 
-// A router for `pages` whose every request renders inside audited slices: each
-// resumption of the page's coroutine is one slice of that request. For
-// `modgraph serve --audit`, which runs one io_context thread. `pages` and
-// `audit` must outlive the router.
-server::Router MakeAuditedRouter(const server::PageHost& pages,
-                                 server::PageHost::WorkFactory make_work, ModuleStateAudit& audit);
+// server::MakePageRouter (page_routes.h) for `host`, but every request renders
+// inside audited slices: each resumption of the page's coroutine is one slice
+// of that request. For `modgraph serve --audit`, which runs one io_context
+// thread. `host` and `audit` must outlive the router.
+server::Router MakeAuditedRouter(const pages::PageHost& host, server::WorkFactory make_work,
+                                 ModuleStateAudit& audit);
 
 }  // namespace modgraph::testing

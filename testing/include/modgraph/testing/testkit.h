@@ -86,7 +86,7 @@ std::vector<std::string> Targets(std::string_view pattern, int count);
 absl::StatusOr<std::unique_ptr<Topology>> LoadForTest(TopologySpec spec, Policy policy);
 
 // The routes the topology's pages serve (its [server] spec), in spec order.
-// Errors as PageHost::Create (no pages environment, a page that is not a page).
+// Errors as pages::PageHost::Create (no pages environment, a page that is not a page).
 absl::StatusOr<std::vector<std::string>> ServedRoutes(Topology& topology);
 
 // OK when the path of every target is a route the topology serves; otherwise

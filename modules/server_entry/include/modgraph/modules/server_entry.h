@@ -6,18 +6,21 @@
 // — not on the instances in `ssr` where pages render. That is the bug this
 // project exists to find; the `auto` policy fixes it by loading the providers
 // in `ssr` too.
+//
+// Its API is the page layer's document contract: a topology names it as
+// `[server] document = "server-entry"` and the page host wraps every page in
+// the document it returns.
+//
+//   const auto& entry = context.import_module<modules::ServerEntryApi>("server-entry");
+//   std::string html = entry.document("<title>t</title>", "<h1>hi</h1>");
 #ifndef MODGRAPH_MODULES_SERVER_ENTRY_H_
 #define MODGRAPH_MODULES_SERVER_ENTRY_H_
 
-#include <string>
-#include <string_view>
+#include "modgraph/pages/page.h"
 
 namespace modgraph::modules {
 
-struct ServerEntryApi {
-  // The HTML document around a rendered page.
-  std::string (*document)(std::string_view head_html, std::string_view body_html);
-};
+using ServerEntryApi = pages::DocumentApi;
 
 }  // namespace modgraph::modules
 
