@@ -1,9 +1,10 @@
 # Sourced by the bench/server scripts: start and stop `modgraph serve`.
 # start_serve MODGRAPH ARGS... sets SERVE_PID and SERVE_PORT; stop_serve ends it.
+# Pages serve with --work-ms 0: no simulated data fetch, each page yields once.
 start_serve() {
   local modgraph=$1; shift
   SERVE_LOG=$(mktemp)
-  "$modgraph" serve --port 0 "$@" >"$SERVE_LOG" 2>&1 &
+  "$modgraph" serve --port 0 --work-ms 0 "$@" >"$SERVE_LOG" 2>&1 &
   SERVE_PID=$!
   until grep -q "Ctrl-C stops" "$SERVE_LOG"; do
     kill -0 "$SERVE_PID" 2>/dev/null || { cat "$SERVE_LOG" >&2; return 1; }

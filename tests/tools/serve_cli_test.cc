@@ -230,6 +230,28 @@ TEST(ServeCliTest, HelpListsTheLimitsWithTheirDefaults) {
   }
 }
 
+// --work-ms replaces the topology's simulated data fetch (the benchmarks serve
+// with 0); it is bounded like ?delay_ms=.
+TEST(ServeCliTest, WorkMsReplacesTheTopologysDataFetch) {
+  ServeProcess defaults = StartServe({"--mode", "prod", "--port", "0"});
+  ASSERT_TRUE(defaults.ReadUntil("Ctrl-C stops.")) << defaults.printed;
+  EXPECT_THAT(defaults.printed,
+              HasSubstr("pages await a simulated data fetch of 5 ms ([server] work_ms)"));
+  EXPECT_EQ(StopAndWait(defaults), 0);
+
+  ServeProcess zero = StartServe({"--mode", "prod", "--port", "0", "--work-ms", "0"});
+  ASSERT_TRUE(zero.ReadUntil("Ctrl-C stops.")) << zero.printed;
+  EXPECT_THAT(zero.printed, HasSubstr("pages await a simulated data fetch of 0 ms (--work-ms)"));
+  auto page = modgraph::testing::Fetch(static_cast<std::uint16_t>(Port(zero.printed)),
+                                       "/concurrent-head?id=5");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(page->body, HasSubstr("<title>req-5</title>"));
+  EXPECT_EQ(StopAndWait(zero), 0);
+
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--work-ms", "60001"}).first, 2);
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--work-ms", "-1"}).first, 2);
+}
+
 TEST(ServeCliTest, ADurationNeedsAUnit) {
   EXPECT_EQ(RunToExit({"--mode", "prod", "--idle-timeout", "75"}).first, 2);
   EXPECT_EQ(RunToExit({"--mode", "prod", "--drain-timeout", "0s"}).first, 2);

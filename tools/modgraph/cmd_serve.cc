@@ -14,6 +14,7 @@
 #include "cli_common.h"
 #include "command.h"
 #include "modgraph/environments/watcher.h"
+#include "modgraph/pages/async_work.h"
 #include "modgraph/pages/page_host.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/arrival_barrier.h"
@@ -34,6 +35,7 @@ struct ServeOptions {
   int threads = 1;
   bool no_context = false;
   int barrier = 0;
+  int work_ms = -1;  // --work-ms; -1: the topology's [server] work_ms
   bool watch = false;
   int debounce_ms = 100;
   bool audit = false;
@@ -103,6 +105,11 @@ int RunServe(const ServeOptions& options) {
   std::shared_ptr<server::ArrivalBarrier> barrier;
   if (options.barrier > 0) barrier = std::make_shared<server::ArrivalBarrier>(options.barrier);
   server::WorkFactory work = server::TopologyWork(**host);
+  if (options.work_ms >= 0) {
+    work = [work_ms = options.work_ms](const server::Request& request) {
+      return pages::TopologyWork(request.query, work_ms);
+    };
+  }
   if (barrier) work = [barrier](const server::Request&) { return barrier->Work(); };
   // --audit: every resumption of a page is a scheduling point of the
   // module-state audit (one io thread, so slices do not overlap).
@@ -152,6 +159,14 @@ int RunServe(const ServeOptions& options) {
                audit ? ", module-state audit on" : "");
     for (const std::string& route : (*host)->routes()) {
       fmt::print("  http://127.0.0.1:{}{}\n", (*server)->port(), route);
+    }
+    if (barrier) {
+      fmt::print("pages wait until {} requests arrived (--barrier)\n", options.barrier);
+    } else if (options.work_ms >= 0) {
+      fmt::print("pages await a simulated data fetch of {} ms (--work-ms)\n", options.work_ms);
+    } else {
+      fmt::print("pages await a simulated data fetch of {} ms ([server] work_ms)\n",
+                 (*host)->work_ms());
     }
     if (watcher != nullptr) {
       std::vector<std::string> dirs;
@@ -229,6 +244,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       "memory and, when stopped, report state written by two or more requests (needs "
       "--threads 1; not with --watch)");
   command
+      ->add_option("--work-ms", options->work_ms,
+                   "each page's simulated data fetch in milliseconds, instead of the topology's "
+                   "[server] work_ms (0 yields once: what the benchmarks serve with)")
+      ->check(CLI::Range(0, pages::kMaxDelayMs));
+  command
       ->add_option("--barrier", options->barrier,
                    "every request waits until this many requests arrived (a reproducible "
                    "concurrent burst)")
@@ -263,7 +283,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                     "cancelled (503); a second signal stops at once");
   command->footer(
       "Each page awaits a simulated data fetch of the topology's [server] work_ms milliseconds "
-      "(default 5; 0 yields once); ?delay_ms= overrides it per request, bounded to 0..60000.\n"
+      "(default 5; 0 yields once), or of --work-ms; ?delay_ms= overrides it per request, bounded "
+      "to 0..60000.\n"
       "Limits: docs/server.md compares the defaults with nginx, Envoy and Node.\n"
       "Exit status: 0 after a graceful stop (SIGINT or SIGTERM: in-flight requests complete), 1 "
       "when requests had to be cancelled at the drain deadline or abandoned by a second signal, "
