@@ -47,8 +47,10 @@ struct Sentinel::State {
   std::atomic<std::uint64_t> hit_count{0};
   std::atomic<std::uint64_t> leak_count{0};
   std::atomic<std::uint64_t> lost_count{0};
-  std::uint64_t lost_mark = 0;  // events_mutex
-  std::uint64_t strict_lost_mark = 0;
+  // Written under events_mutex; read without it on every served request
+  // (PageHost), so that a render takes no lock for them.
+  std::atomic<std::uint64_t> lost_mark{0};
+  std::atomic<std::uint64_t> strict_lost_mark{0};
   std::optional<LostContext> strict_lost;  // the latest, events_mutex
 
   std::vector<LostRequestContext> lost_requests;  // guarded by events_mutex
@@ -177,10 +179,12 @@ void Sentinel::OnLostContext(const void* anchor, const char* module_id, const ch
   }
   state_->lost_count.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard events(state_->events_mutex);
-  ++state_->lost_mark;
+  const std::uint64_t mark = state_->lost_mark.load(std::memory_order_relaxed) + 1;
+  state_->lost_mark.store(mark, std::memory_order_release);
   if (lost.policy == Policy::kStrict) {
     state_->strict_lost = lost;
-    state_->strict_lost_mark = state_->lost_mark;
+    // After strict_lost: a reader that sees the mark finds the context under the mutex.
+    state_->strict_lost_mark.store(mark, std::memory_order_release);
   }
   if (state_->lost.size() < kMaxEvents) state_->lost.push_back(std::move(lost));
 }
@@ -193,14 +197,13 @@ std::vector<LostContext> Sentinel::lost_contexts() const {
 std::uint64_t Sentinel::lost_context_count() const { return state_->lost_count.load(); }
 
 std::uint64_t Sentinel::lost_context_mark() const {
-  std::lock_guard events(state_->events_mutex);
-  return state_->lost_mark;
+  return state_->lost_mark.load(std::memory_order_acquire);
 }
 
 std::optional<LostContext> Sentinel::StrictLostContextSince(std::uint64_t mark) const {
+  if (state_->strict_lost_mark.load(std::memory_order_acquire) <= mark) return std::nullopt;
   std::lock_guard events(state_->events_mutex);
-  if (state_->strict_lost_mark > mark) return state_->strict_lost;
-  return std::nullopt;
+  return state_->strict_lost;
 }
 
 void Sentinel::OnFallback(void* const* slot_key, std::uint64_t request_id) {
