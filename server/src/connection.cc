@@ -6,13 +6,15 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <cstdio>
 #include <memory_resource>
+#include <optional>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -44,6 +46,9 @@ std::string describe(const std::exception_ptr& error) {
 }
 
 namespace {
+
+// Where a handler that lost its request context is reported from.
+constexpr std::source_location kHandlerSite = std::source_location::current();
 
 Response plain(int status, std::string body) {
   return Response{
@@ -351,30 +356,33 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     requests.fetch_add(1, std::memory_order_relaxed);
     Outcome outcome;
     if (const Route* route = Admit(request, spare, outcome)) {
-      // Awaited here rather than in a coroutine of its own: one frame fewer per
-      // request (this one lives as long as the connection).
       std::exception_ptr error;
       Response response;
-      // The drain deadline cancels the handler through this slot (terminal
-      // cancellation: its pending co_await throws operation_aborted).
-      auto token = asio::bind_cancellation_slot(s.cancel_handler.slot(), kNoThrow);
-      // Calling the handler inside the spawn, not before it, puts any
-      // synchronous part of it inside the request scope too.
-      auto call = [&handler = route->handler, &request] { return handler(request); };
-      if (options.context_enabled) {
-        // A new request scope (inheriting nothing) for the handler: it starts,
-        // resumes after every co_await, and completes inside it. The completion
-        // resumes this coroutine inline, still in that scope, until it next
-        // suspends (at the response's write): the connection's code uses no
-        // context, and the spawn holds the request scope until then.
-        std::tie(error, response) =
-            co_await modgraph::co_spawn_request(request.id, s.socket.get_executor(), call, token);
-      } else {
-        // The same spawn without the scope: on and off differ only by the
-        // request context, which is what the benchmarks compare.
-        std::tie(error, response) = co_await asio::co_spawn(s.socket.get_executor(), call, token);
+      {
+        // The request scope (a new RequestContext, inheriting nothing: the
+        // connection's code runs in none) is current in the handler's
+        // synchronous part and, through the context-aware executor this
+        // coroutine runs on, in every step of it after a co_await until the
+        // scope ends (docs/context.md, "A ContextScope across co_await"). The
+        // handler runs in this coroutine: no spawn, frame or hop per request.
+        std::optional<ContextScope> scope;
+        if (options.context_enabled) scope.emplace(RequestContext::create(request.id).context());
+        try {
+          response = co_await route->handler(request);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        // A completion called on another thread, not through the executor,
+        // resumed the handler there without its context: report it (as
+        // modgraph::co_spawn does), and come back to the connection's thread.
+        if (scope) context_internal::check_still_in_request(request.id, kHandlerSite);
       }
-      s.cancel_handler.slot().clear();
+      if (!s.socket.get_executor().running_in_this_thread()) {
+        co_await asio::post(s.socket.get_executor(), asio::use_awaitable);
+      }
+      // The drain deadline cancelled the handler (terminal cancellation of this
+      // coroutine's pending operation): later operations must run to answer.
+      if (s.cancelled) co_await asio::this_coro::reset_cancellation_state();
       outcome = Complete(s, request, error, std::move(response));
     }
 

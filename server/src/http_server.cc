@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "modgraph/context/asio.h"
 #include "server_impl.h"
 
 namespace modgraph::server {
@@ -241,7 +243,15 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
     }
     if (victim) Evict(std::move(victim));
     if (serve) {
-      asio::co_spawn(session->socket.get_executor(), Serve(session), asio::detached);
+      // The drain deadline cancels a running handler through this slot.
+      auto token = asio::bind_cancellation_slot(session->cancel_handler.slot(), asio::detached);
+      if (options.context_enabled) {
+        // Context-aware: each step of the connection runs in the context it
+        // initiated its operation in — a request's scope in its handler's steps.
+        modgraph::co_spawn(session->socket.get_executor(), Serve(session), token);
+      } else {
+        asio::co_spawn(session->socket.get_executor(), Serve(session), token);
+      }
     } else {
       refused.fetch_add(1, std::memory_order_relaxed);
       if (refuse) {

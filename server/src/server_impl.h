@@ -106,9 +106,11 @@ struct Session {
   std::array<std::byte, 2048> parse_block;
   std::pmr::monotonic_buffer_resource parse_arena{parse_block.data(), parse_block.size()};
 
-  asio::cancellation_signal cancel_handler;  // connected while a handler runs
-  bool cancelled = false;                    // the drain deadline cancelled it
-  bool close_after_response = false;         // evicted while busy
+  // Connected to the connection's coroutine; the drain deadline emits it while
+  // a handler runs (Phase::kHandling), cancelling the handler's pending step.
+  asio::cancellation_signal cancel_handler;
+  bool cancelled = false;             // the drain deadline cancelled it
+  bool close_after_response = false;  // evicted while busy
 };
 
 // What the server answers for one request, beyond the handler's response.
