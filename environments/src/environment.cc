@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <optional>
@@ -126,8 +127,34 @@ bool IsSdkSummary(std::string_view message) {
 
 }  // namespace
 
+namespace {
+
+std::atomic<std::uint64_t> g_next_published_version{1};
+
+std::uint64_t NextPublishedVersion() {
+  return g_next_published_version.fetch_add(1, std::memory_order_relaxed);
+}
+
+// This thread's last few Find() results, each valid while its environment's
+// published_version_ is the one it was found at.
+struct FoundInstance {
+  const Environment* environment = nullptr;
+  std::uint64_t version = 0;
+  std::string module_id;
+  Instance* instance = nullptr;
+};
+constexpr std::size_t kFoundPerThread = 8;
+thread_local std::array<FoundInstance, kFoundPerThread> t_found;
+thread_local std::size_t t_found_next = 0;
+
+}  // namespace
+
 Environment::Environment(EnvironmentSpec spec, LibraryLoader& loader)
-    : spec_(std::move(spec)), loader_(loader) {}
+    : spec_(std::move(spec)), loader_(loader), published_version_(NextPublishedVersion()) {}
+
+void Environment::PublishedChangedLocked() {
+  published_version_.store(NextPublishedVersion(), std::memory_order_release);
+}
 
 Environment::~Environment() {
   std::lock_guard lock(mu_);
@@ -537,9 +564,23 @@ Instance* Environment::FindLocked(std::string_view module_id) const {
 }
 
 Instance* Environment::Find(std::string_view module_id) const {
+  // Unchanged since a lookup this thread made: the same answer, without the
+  // shared lock's two atomic writes to a line every io thread writes.
+  const std::uint64_t version = published_version_.load(std::memory_order_acquire);
+  for (const FoundInstance& found : t_found) {
+    if (found.environment == this && found.version == version && found.module_id == module_id) {
+      return found.instance;
+    }
+  }
   std::shared_lock lock(published_mu_);
   auto it = published_.find(module_id);
-  return it == published_.end() ? nullptr : it->second;
+  Instance* instance = it == published_.end() ? nullptr : it->second;
+  FoundInstance& slot = t_found[t_found_next++ % kFoundPerThread];
+  slot.environment = this;
+  slot.version = published_version_.load(std::memory_order_relaxed);  // exact under the lock
+  slot.module_id.assign(module_id);
+  slot.instance = instance;
+  return instance;
 }
 
 std::vector<Instance*> Environment::instances() const {

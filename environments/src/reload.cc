@@ -63,6 +63,7 @@ void Environment::UnloadBundled(const std::vector<Instance*>& leaving) {
     std::unique_lock publish(published_mu_);
     std::erase_if(init_order_, [&](const Instance* i) { return gone.contains(i); });
     for (const Instance* instance : leaving) published_.erase(instance->module_id());
+    PublishedChangedLocked();
   }
   for (auto it = leaving.rbegin(); it != leaving.rend(); ++it) {
     Instance& instance = **it;

@@ -60,6 +60,7 @@ void Environment::Commit(Transaction& tx, const std::vector<Instance*>& retiring
       published_.insert_or_assign(ready->module_id(), ready);
     }
     if (tx.bundle != nullptr) bundle_ = std::move(tx.bundle);
+    PublishedChangedLocked();
   }
   if (listener_ != nullptr) {
     for (auto it = retiring.rbegin(); it != retiring.rend(); ++it) {

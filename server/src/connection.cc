@@ -47,9 +47,6 @@ std::string describe(const std::exception_ptr& error) {
 
 namespace {
 
-// Where a handler that lost its request context is reported from.
-constexpr std::source_location kHandlerSite = std::source_location::current();
-
 Response plain(int status, std::string body) {
   return Response{
       .status = status, .content_type = "text/plain; charset=utf-8", .body = std::move(body)};
@@ -274,6 +271,14 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
   server_internal::SpareNodes spare;
   std::string field_name;
   for (;;) {
+    // What the last request left is given back before waiting idle, beyond
+    // what a usual request reuses: the parser's blocks, a large body or
+    // target, large or surplus map nodes.
+    s.parse_arena.release();  // the last request's parser is gone
+    spare.Reclaim(request.headers);
+    spare.Reclaim(request.query);
+    server_internal::TrimKept(request);
+
     // RequestStop sees either an idle phase (and closes the socket) or, after
     // this point, stopping == true: both run on this thread.
     const Clock::time_point idle_since = EnterPhase(s, Phase::kIdle);
@@ -289,7 +294,6 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     }
 
     SetDeadline(session, options.header_timeout, EnterPhase(s, Phase::kHeader));
-    s.parse_arena.release();  // the last request's parser is gone
     RequestParser parser(std::piecewise_construct, std::make_tuple(),
                          std::make_tuple(ParserAllocator(&s.parse_arena)));
     parser.header_limit(kHeaderLimit);
@@ -353,7 +357,8 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
     ClearDeadline(s);
     const RequestMessage& message = parser.get();
     FillRequest(message, NextRequestId(), spare, field_name, request);
-    requests.fetch_add(1, std::memory_order_relaxed);
+    std::atomic<std::uint64_t>& started = io_counters[s.io_index].requests;
+    started.store(started.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     Outcome outcome;
     if (const Route* route = Admit(request, spare, outcome)) {
       std::exception_ptr error;
@@ -366,6 +371,7 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
         // scope ends (docs/context.md, "A ContextScope across co_await"). The
         // handler runs in this coroutine: no spawn, frame or hop per request.
         std::optional<ContextScope> scope;
+        const std::source_location handler_site = std::source_location::current();
         if (options.context_enabled) scope.emplace(RequestContext::create(request.id).context());
         try {
           response = co_await route->handler(request);
@@ -375,14 +381,21 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Session> session) 
         // A completion called on another thread, not through the executor,
         // resumed the handler there without its context: report it (as
         // modgraph::co_spawn does), and come back to the connection's thread.
-        if (scope) context_internal::check_still_in_request(request.id, kHandlerSite);
+        // The handler may have changed this coroutine's cancellation settings
+        // (this_coro::throw_if_cancelled, reset_cancellation_state with a
+        // filter), and the drain may have cancelled it: the next request and
+        // this one's answer start from the defaults. Neither suspends.
+        co_await asio::this_coro::reset_cancellation_state();
+        co_await asio::this_coro::throw_if_cancelled(true);
+        // A completion called on another thread, not through the executor,
+        // resumed the handler there without its context: report it (as
+        // modgraph::co_spawn does), then come back to the connection's thread
+        // while the scope still stands, so that its end restores this thread.
+        if (scope) context_internal::check_still_in_request(request.id, handler_site);
+        if (!s.socket.get_executor().running_in_this_thread()) {
+          co_await asio::post(s.socket.get_executor(), asio::use_awaitable);
+        }
       }
-      if (!s.socket.get_executor().running_in_this_thread()) {
-        co_await asio::post(s.socket.get_executor(), asio::use_awaitable);
-      }
-      // The drain deadline cancelled the handler (terminal cancellation of this
-      // coroutine's pending operation): later operations must run to answer.
-      if (s.cancelled) co_await asio::this_coro::reset_cancellation_state();
       outcome = Complete(s, request, error, std::move(response));
     }
 

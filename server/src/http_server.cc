@@ -186,7 +186,8 @@ void HttpServer::Impl::Forget(const std::shared_ptr<Session>& session) {
 asio::awaitable<void> HttpServer::Impl::Accept() {
   for (;;) {
     // Connections go to the io threads in turn.
-    asio::io_context& io = *ios[next_io];
+    const std::size_t io_index = next_io;
+    asio::io_context& io = *ios[io_index];
     next_io = (next_io + 1) % ios.size();
     auto [ec, socket] = co_await acceptor.async_accept(io.get_executor(), kNoThrow);
     if (ec) {
@@ -218,6 +219,7 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(std::move(socket));
+    session->io_index = io_index;
     std::shared_ptr<Session> victim;
     bool serve = false;
     bool refuse = false;
@@ -351,7 +353,13 @@ int HttpServer::connection_limit() const noexcept { return impl_->connection_lim
 void HttpServer::RequestStop() { impl_->RequestStop(); }
 void HttpServer::Abort() { impl_->Abort(); }
 bool HttpServer::stop_requested() const noexcept { return impl_->stopping.load(); }
-std::uint64_t HttpServer::requests_started() const noexcept { return impl_->requests.load(); }
+std::uint64_t HttpServer::requests_started() const noexcept {
+  std::uint64_t started = 0;
+  for (std::size_t i = 0; i < impl_->ios.size(); ++i) {
+    started += impl_->io_counters[i].requests.load(std::memory_order_relaxed);
+  }
+  return started;
+}
 std::uint64_t HttpServer::requests_cancelled() const noexcept { return impl_->cancelled.load(); }
 std::uint64_t HttpServer::requests_abandoned() const noexcept { return impl_->abandoned.load(); }
 std::uint64_t HttpServer::connections_evicted() const noexcept { return impl_->evicted.load(); }

@@ -86,6 +86,7 @@ enum class Phase : std::uint8_t {
 struct Session {
   explicit Session(Socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
   Socket socket;
+  std::size_t io_index = 0;  // which io thread (Impl::ios) the connection lives on
   std::atomic<Phase> phase{Phase::kIdle};
   std::atomic<Clock::rep> waiting_since{0};  // when the current phase began
 
@@ -158,7 +159,13 @@ struct HttpServer::Impl {
   int connection_limit = 0;
   std::atomic<bool> stopping{false};
   std::atomic<bool> serving_signals{false};
-  std::atomic<std::uint64_t> requests{0};
+  // Requests started, one counter per io thread, each written by its thread
+  // alone (a plain load and store, not a locked increment on a line every io
+  // thread writes); requests_started() adds them up.
+  struct alignas(64) IoCounter {
+    std::atomic<std::uint64_t> requests{0};
+  };
+  std::unique_ptr<IoCounter[]> io_counters = std::make_unique<IoCounter[]>(ios.size());
   std::atomic<std::uint64_t> cancelled{0};
   std::atomic<std::uint64_t> abandoned{0};
   std::atomic<std::uint64_t> evicted{0};

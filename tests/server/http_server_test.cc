@@ -365,6 +365,41 @@ TEST(HttpServer, KeepAliveServesSeveralRequestsOnOneConnection) {
   }
 }
 
+// Handlers run in their connection's coroutine: what one handler sets on it
+// (here: not to throw when cancelled) must not carry into the next request's.
+TEST(HttpServer, AHandlersCancellationSettingsDoNotCarryIntoTheNextRequest) {
+  Router router;
+  ASSERT_TRUE(router
+                  .Add("/relax",
+                       [](const Request&) -> asio::awaitable<Response> {
+                         co_await asio::this_coro::throw_if_cancelled(false);
+                         co_return Response{.body = "relaxed"};
+                       })
+                  .ok());
+  ASSERT_TRUE(router
+                  .Add("/check",
+                       [](const Request&) -> asio::awaitable<Response> {
+                         const bool throws = co_await asio::this_coro::throw_if_cancelled();
+                         co_return Response{.body = throws ? "throws" : "does not throw"};
+                       })
+                  .ok());
+  auto server = StartOrDie({}, std::move(router));
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
+  beast::flat_buffer buffer;
+  std::vector<std::string> bodies;
+  for (const char* target : {"/check", "/relax", "/check"}) {
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    http::write(socket, request);
+    http::response<http::string_body> response;
+    http::read(socket, buffer, response);
+    bodies.push_back(response.body());
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"throws", "relaxed", "throws"}));
+}
+
 TEST(HttpServer, PortZeroPicksAFreePortAndATakenPortIsAnError) {
   Router router;
   ASSERT_TRUE(router.Add("/echo", EchoIdPage()).ok());

@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "modgraph/server/internal/spare_nodes.h"
 #include "modgraph/server/router.h"
 
 namespace modgraph::server {
@@ -29,6 +30,39 @@ TEST(DecodeTarget, PlusIsLiteralInPathAndLastRepeatWins) {
   ASSERT_TRUE(DecodeTarget("/c++?k=1&k=2", path, query).ok());
   EXPECT_EQ(path, "/c++");
   EXPECT_THAT(query, ElementsAre(Pair("k", "2")));
+}
+
+// A connection reuses its Request's map nodes, but keeps no more of them than
+// a usual request needs: an idle keep-alive connection must not hold what its
+// largest request carried.
+TEST(SpareNodes, KeepsABoundedNumberOfSmallNodesAndReusesThem) {
+  server_internal::SpareNodes spare;
+  std::map<std::string, std::string> headers;
+  for (int i = 0; i < 100; ++i) spare.Insert(headers, "x-" + std::to_string(i), "v");
+  headers["x-big"] = std::string(64 * 1024, 'b');
+  spare.Reclaim(headers);
+  EXPECT_TRUE(headers.empty());
+  EXPECT_EQ(spare.size(), server_internal::SpareNodes::kMaxNodes);
+
+  std::map<std::string, std::string> query;
+  server_internal::SpareNodes small;
+  small.Insert(query, "id", std::string(64 * 1024, 'q'));
+  small.Insert(query, "page", "2");
+  small.Reclaim(query);
+  EXPECT_EQ(small.size(), 1u);  // the node holding 64 KiB was freed
+  const std::string name = "b";
+  small.Assign(query, name, "3");
+  EXPECT_EQ(small.size(), 0u);
+  EXPECT_THAT(query, ElementsAre(Pair("b", "3")));  // nothing of the reused node is left
+}
+
+TEST(SpareNodes, TrimKeptFreesALargeBodyAndKeepsASmallOne) {
+  Request request;
+  request.body.assign(1 << 20, 'x');
+  request.path = "/page";
+  server_internal::TrimKept(request);
+  EXPECT_EQ(request.body.capacity(), std::string().capacity());
+  EXPECT_EQ(request.path, "/page");
 }
 
 TEST(DecodeTarget, RejectsMalformedTargets) {

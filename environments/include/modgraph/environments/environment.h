@@ -16,6 +16,7 @@
 #ifndef MODGRAPH_ENVIRONMENTS_ENVIRONMENT_H_
 #define MODGRAPH_ENVIRONMENTS_ENVIRONMENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -196,7 +197,9 @@ class Environment {
   // True if it loaded anything; false under warn and strict.
   absl::StatusOr<bool> ApplyPolicy();
 
-  // The instance of `module_id` if it is ready, else null.
+  // The instance of `module_id` if it is ready, else null. Takes no lock while
+  // the environment's ready set is unchanged since this thread's last lookup of
+  // `module_id` (a server finds each page's current instance per request).
   Instance* Find(std::string_view module_id) const;
   // Ready instances in initialisation order (imports before importers).
   std::vector<Instance*> instances() const;
@@ -291,6 +294,12 @@ class Environment {
   // published_mu_ (readers never wait for a reload's loading and init).
   mutable std::shared_mutex published_mu_;
   std::map<std::string, Instance*, std::less<>> published_;
+  // Changes with every change of published_, to a value of a process-wide
+  // counter (a later environment at the same address never repeats it): a
+  // thread's cached Find() result stands while it is unchanged. Written under
+  // published_mu_.
+  std::atomic<std::uint64_t> published_version_;
+  void PublishedChangedLocked();
   std::vector<Instance*> init_order_;
 };
 

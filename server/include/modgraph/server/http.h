@@ -13,7 +13,9 @@
 //         .body = fmt::format("<p>hello {}</p>", it == request.query.end() ? "you" : it->second)};
 //   };
 //
-// The Request passed to a handler lives until the handler's coroutine finishes.
+// The Request passed to a handler lives until the handler's coroutine finishes;
+// then the server reuses it for the connection's next request. A handler must
+// not keep a reference to it (or to its strings) beyond that: copy what it keeps.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

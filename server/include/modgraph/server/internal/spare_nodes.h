@@ -3,11 +3,16 @@
 // allocates nothing a previous request already allocated. Internal to the
 // server layer.
 //
+// What is kept is bounded: at most kMaxNodes nodes, none holding a string of
+// more than kMaxKeptBytes, so an idle keep-alive connection holds a few KiB
+// whatever its largest request was.
+//
 //   SpareNodes spare;
 //   spare.Reclaim(request.query);                  // the last request's nodes
 //   spare.Assign(request.query, "id", "7");        // reuses one, capacity included
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <string_view>
@@ -21,10 +26,22 @@ using FieldMap = std::map<std::string, std::string>;
 
 class SpareNodes {
  public:
-  // Moves every node of `map` here; `map` is left empty.
+  static constexpr std::size_t kMaxNodes = 32;
+  static constexpr std::size_t kMaxKeptBytes = 256;
+
+  // Empties `map`, keeping its nodes for reuse within the bounds above (the
+  // others are freed).
   void Reclaim(FieldMap& map) {
-    while (!map.empty()) nodes_.push_back(map.extract(map.begin()));
+    while (!map.empty()) {
+      FieldMap::node_type node = map.extract(map.begin());
+      if (nodes_.size() < kMaxNodes && node.key().capacity() <= kMaxKeptBytes &&
+          node.mapped().capacity() <= kMaxKeptBytes) {
+        nodes_.push_back(std::move(node));
+      }
+    }
   }
+
+  std::size_t size() const { return nodes_.size(); }
 
   // map[name] = value: a name already present gets the new value (the last
   // wins); a new name takes a spare node when there is one.
@@ -49,6 +66,17 @@ class SpareNodes {
  private:
   std::vector<FieldMap::node_type> nodes_;
 };
+
+// Frees what `request` holds beyond what a typical request needs (a large
+// body, target or path; its maps' nodes go back through Reclaim), so that a
+// reused Request does not keep its largest request's memory.
+template <class Request>
+void TrimKept(Request& request) {
+  constexpr std::size_t kMaxKept = 4096;
+  for (std::string* text : {&request.method, &request.target, &request.path, &request.body}) {
+    if (text->capacity() > kMaxKept) std::string().swap(*text);
+  }
+}
 
 // DecodeTarget (http.h) into `query` with its nodes reclaimed into `spare`
 // and reused from it.
