@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "html_assets.h"
+#include "modgraph/pages/page.h"
 #include "modgraph/report/render.h"
 #include "modgraph/report/report_util.h"
 
@@ -31,32 +32,8 @@ constexpr int kHeader = 30;
 constexpr int kEnvGap = 36;
 constexpr int kTop = 70;  // room above the boxes for twin arcs
 
-std::string Escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+// Text and attribute values escaped as the page contract does.
+std::string Escape(std::string_view text) { return pages::EscapeHtml(text); }
 
 struct Box {
   int x = 0, y = 0;
