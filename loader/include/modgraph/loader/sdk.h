@@ -76,6 +76,13 @@ class ModuleContext {
     if (api == nullptr) throw HostError(std::string("cannot import ") + module_id);
     return *static_cast<const Api*>(api);
   }
+  // The earlier name of import_module, kept so that modules written against it
+  // still build: `import` is a C++20 contextual keyword (clang-format prints
+  // `import <HeadApi>`), hence the rename.
+  template <class Api>
+  [[deprecated("renamed import_module")]] const Api& import(const char* module_id) const {
+    return import_module<Api>(module_id);
+  }
 
   // The topology's setting `key` (e.g. "deployment_id"), or nullptr.
   const char* setting(const char* key) const { return args_->api->get_setting(args_->host, key); }
