@@ -67,15 +67,14 @@ using ParserAllocator = std::pmr::polymorphic_allocator<char>;
 using RequestParser = http::request_parser<http::string_body, ParserAllocator>;
 using RequestMessage = http::request<http::string_body, http::basic_fields<ParserAllocator>>;
 
-// Fills `request` from `message`, reusing its strings' capacity and its maps'
-// nodes (from `spare`): a connection's requests after the first allocate
-// nothing here unless they are larger.
+// Fills `request` (its maps already reclaimed into `spare`) from `message`,
+// reusing its strings' capacity and the spare nodes: a connection's requests
+// after the first allocate nothing here unless they are larger.
 void FillRequest(const RequestMessage& message, std::uint64_t id,
                  server_internal::SpareNodes& spare, std::string& name, Request& request) {
   request.method.assign(message.method_string());
   request.target.assign(message.target());
   request.id = id;
-  spare.Reclaim(request.headers);
   for (const auto& field : message) {
     name.assign(field.name_string());
     for (char& c : name) {

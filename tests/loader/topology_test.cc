@@ -122,12 +122,14 @@ TEST(TopologyParseTest, RejectsEachKindOfMistakeWithItsOwnMessage) {
   }
 }
 
-TEST(TopologyParseTest, ServerWorkMsIsReadWithADefaultAndBounded) {
-  constexpr std::string_view kEnvironments = R"(
+// One environment, for the [server] tests below.
+constexpr std::string_view kEnvironments = R"(
 [[environments]]
 name = "ssr"
 module_roots = ["modules"]
 )";
+
+TEST(TopologyParseTest, ServerWorkMsIsReadWithADefaultAndBounded) {
   auto defaulted = Parse(std::string("name = \"app\"\n[server]\npages = [\"a\"]\n") +
                          std::string(kEnvironments));
   ASSERT_TRUE(defaulted.ok()) << defaulted.status();
@@ -151,11 +153,6 @@ module_roots = ["modules"]
 
 // The document module is named by the topology, as a module id.
 TEST(TopologyParseTest, ServerDocumentIsAModuleId) {
-  constexpr std::string_view kEnvironments = R"(
-[[environments]]
-name = "ssr"
-module_roots = ["modules"]
-)";
   auto plain = Parse(fmt::format("name = \"app\"\n[server]\npages = [\"a\"]\n{}", kEnvironments));
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_TRUE(plain->server.document.empty());
