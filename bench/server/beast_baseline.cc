@@ -7,10 +7,14 @@
 // Written the way Beast's own http_server_async example is, at its best: one
 // completion-handler session per connection (no coroutine frames, no strand
 // with one thread), keep-alive, its flat_buffer, parser storage and response
-// reused across requests, the page built into a reused string.
+// reused across requests, the page built into a reused string. With
+// --threads N it runs N io_contexts, one thread each, as `modgraph serve
+// --threads N` does.
 //
 //   build/release/bench/server/beast_baseline   # prints the port, serves until SIGTERM/SIGINT
+//   build/release/bench/server/beast_baseline --threads 2   # two io_context threads
 //   wrk -t1 -c16 -d5s 'http://127.0.0.1:PORT/concurrent-head?id=7'
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -21,6 +25,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -123,9 +129,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }()};
 };
 
+// Accepts on the first io_context and hands connections to each in turn.
 class Listener {
  public:
-  explicit Listener(asio::io_context& io) : io_(io), acceptor_(io) {
+  explicit Listener(std::vector<std::unique_ptr<asio::io_context>>& ios)
+      : ios_(ios), acceptor_(*ios.front()) {
     const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), 0);
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -136,7 +144,9 @@ class Listener {
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
-    acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
+    asio::io_context& io = *ios_[next_];
+    next_ = (next_ + 1) % ios_.size();
+    acceptor_.async_accept(io, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
@@ -149,22 +159,41 @@ class Listener {
   void Close() { acceptor_.close(); }
 
  private:
-  asio::io_context& io_;
+  std::vector<std::unique_ptr<asio::io_context>>& ios_;
+  std::size_t next_ = 0;
   tcp::acceptor acceptor_;
 };
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   try {
-    asio::io_context io(1);  // one thread, the concurrency hint `modgraph serve` gives it
-    Listener listener(io);
+    // --threads N: N io_contexts, each run by its own thread (how `modgraph
+    // serve --threads N` runs); connections go to them in turn.
+    std::size_t threads = 1;
+    if (argc == 3 && std::string_view(argv[1]) == "--threads") threads = std::stoul(argv[2]);
+    if ((argc != 1 && argc != 3) || threads < 1) {
+      std::fprintf(stderr, "usage: beast_baseline [--threads N]\n");
+      return 2;
+    }
+    std::vector<std::unique_ptr<asio::io_context>> ios;
+    for (std::size_t i = 0; i < threads; ++i) {
+      ios.push_back(std::make_unique<asio::io_context>(1));  // the hint `modgraph serve` gives
+    }
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+    for (auto& io : ios) keep_running.push_back(asio::make_work_guard(*io));
+    Listener listener(ios);
     listener.Accept();
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](beast::error_code, int) { io.stop(); });
+    asio::signal_set signals(*ios.front(), SIGINT, SIGTERM);
+    signals.async_wait([&](beast::error_code, int) {
+      for (auto& io : ios) io->stop();
+    });
     std::printf("%u\n", static_cast<unsigned>(listener.port()));
     std::fflush(stdout);
-    io.run();
+    std::vector<std::thread> runners;
+    for (std::size_t i = 1; i < threads; ++i) runners.emplace_back([&io = *ios[i]] { io.run(); });
+    ios.front()->run();
+    for (std::thread& runner : runners) runner.join();
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "beast_baseline: %s\n", e.what());

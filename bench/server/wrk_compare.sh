@@ -2,8 +2,10 @@
 # Requests/s, latency and server CPU per request with Debian's wrk (one client
 # thread, 16 keep-alive connections, the concurrent-head page) in one run:
 #   beast            the bare Boost.Beast server (beast_baseline.cc), the limit
+#   beast t2         the same on two io threads (beast_baseline --threads 2)
 #   prod on / off    modgraph serve --mode prod, request context on / off
 #   prod on t2       the same on --threads 2
+#   prod t2 poll50   and with --busy-poll-us 50
 #   dev+auto on      modgraph serve --mode dev --policy auto
 #   node             node:http + AsyncLocalStorage (node_server.js), if node is installed
 # Each configuration `rounds` times, interleaved, with the order reversed every
@@ -39,12 +41,12 @@ measure() {  # name, port, pid
     tee -a "$results"
 }
 
-run() {  # name, modgraph args...
+run() {  # name, modgraph (or beast_baseline) args...
   local name=$1; shift
   case $name in
-    beast)
+    beast*)
       local out; out=$(mktemp)
-      "$build/bench/server/beast_baseline" >"$out" &
+      "$build/bench/server/beast_baseline" "$@" >"$out" &
       local pid=$!
       until [ -s "$out" ]; do sleep 0.1; done
       measure "$name" "$(head -1 "$out")" "$pid"
@@ -68,9 +70,11 @@ run() {  # name, modgraph args...
 
 configs=(
   "beast"
+  "beast t2|--threads 2"
   "prod on|--mode prod"
   "prod off|--mode prod --no-context"
   "prod on t2|--mode prod --threads 2"
+  "prod t2 poll50|--mode prod --threads 2 --busy-poll-us 50"
   "dev+auto on|--mode dev --policy auto"
   "node"
 )

@@ -1,6 +1,8 @@
 // Starting, accepting (the connection cap), draining and stopping the HTTP
 // server; see http_server.h. One connection's requests: connection.cc.
 #include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -264,6 +266,34 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
     }
   }
 }
+namespace {
+
+constexpr auto kMaxBusyPoll = std::chrono::milliseconds(10);
+
+// io_context::run(), except that after its last event the thread polls for
+// `busy_poll` (Options::busy_poll) before it blocks.
+void RunIoContext(asio::io_context& io, std::chrono::microseconds busy_poll) {
+  if (busy_poll.count() == 0) {
+    io.run();
+    return;
+  }
+  Clock::time_point last_event = Clock::now();
+  while (!io.stopped()) {
+    // poll() runs what is ready, then asks epoll with a zero timeout; like
+    // run(), it stops the context once no work is left.
+    if (io.poll() > 0) {
+      last_event = Clock::now();
+    } else if (Clock::now() - last_event < busy_poll) {
+      ::sched_yield();
+    } else {
+      if (io.run_one() == 0) return;
+      last_event = Clock::now();
+    }
+  }
+}
+
+}  // namespace
+
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() { Stop(); }
@@ -272,6 +302,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options, R
   if (options.threads < 1) {
     return absl::InvalidArgumentError(
         fmt::format("server: threads must be at least 1 (got {})", options.threads));
+  }
+  if (options.busy_poll.count() < 0 || options.busy_poll > kMaxBusyPoll) {
+    return absl::InvalidArgumentError(
+        fmt::format("server: busy_poll must be from 0 to {} µs (got {} µs)",
+                    std::chrono::microseconds(kMaxBusyPoll).count(), options.busy_poll.count()));
   }
   for (const auto& [name, value] : {std::pair{"idle_timeout", options.idle_timeout},
                                     std::pair{"header_timeout", options.header_timeout},
@@ -332,10 +367,14 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options, R
   Impl& self = *impl;
   asio::co_spawn(self.control, self.Accept(), asio::detached);
   for (const std::unique_ptr<asio::io_context>& context : self.ios) {
-    self.threads.emplace_back([&self, &io = *context] {
+    self.threads.emplace_back([&self, &io = *context, index = self.threads.size()] {
+      // Named for top -H and debuggers (at most 15 characters).
+      char name[16];
+      std::snprintf(name, sizeof name, "modgraph-io%zu", index);
+      ::pthread_setname_np(::pthread_self(), name);
       for (;;) {
         try {
-          io.run();
+          RunIoContext(io, self.options.busy_poll);
           return;
         } catch (const std::exception& e) {
           // A handler escaped Asio; keep the thread serving the others.

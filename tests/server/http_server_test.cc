@@ -20,7 +20,11 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -28,6 +32,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -429,8 +434,58 @@ TEST(HttpServer, RefusesNonLoopbackAddressesAndBadOptions) {
               HasSubstr("loopback only"));
   EXPECT_EQ(HttpServer::Start({.threads = 0}, Router()).status().code(),
             absl::StatusCode::kInvalidArgument);
+  for (const microseconds busy_poll : {microseconds(-1), microseconds(10'001)}) {
+    absl::StatusOr<std::unique_ptr<HttpServer>> server =
+        HttpServer::Start({.busy_poll = busy_poll}, Router());
+    ASSERT_FALSE(server.ok()) << busy_poll.count();
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(server.status().message()), HasSubstr("busy_poll must be from 0"));
+  }
   auto local = HttpServer::Start({.address = "localhost"}, Router());
   EXPECT_TRUE(local.ok()) << local.status();
+}
+
+// The scheduler state ('R' running or runnable, 'S' asleep, ...) of each of
+// this process's threads named `prefix`N, from /proc/self/task/*/stat.
+std::map<std::string, char> ThreadStates(std::string_view prefix) {
+  std::map<std::string, char> states;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (!name.starts_with(prefix)) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
+    // "tid (comm) S ...": the state follows the last ')'.
+    const std::size_t close = stat.rfind(')');
+    if (close != std::string::npos && close + 2 < stat.size()) states[name] = stat[close + 2];
+  }
+  return states;
+}
+
+// With busy polling, each io thread keeps polling after its requests, then
+// blocks in epoll_wait like a thread without it: an idle server uses no CPU.
+TEST(HttpServer, BusyPollingIoThreadsServeAndThenBlockWhenIdle) {
+  Router router;
+  ASSERT_TRUE(router.Add("/echo", EchoIdPage()).ok());
+  auto server =
+      StartOrDie({.threads = 2, .busy_poll = std::chrono::milliseconds(2)}, std::move(router));
+  // Connections go to the threads in turn: four fetches reach both.
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<LoadResult> r = Fetch(server->port(), "/echo");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  std::map<std::string, char> states = ThreadStates("modgraph-io");
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(states.size() == 2 && states["modgraph-io0"] == 'S' && states["modgraph-io1"] == 'S')) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    states = ThreadStates("modgraph-io");
+  }
+  EXPECT_EQ(states, (std::map<std::string, char>{{"modgraph-io0", 'S'}, {"modgraph-io1", 'S'}}));
+  server->Stop();  // an io thread in its polling window or blocked stops alike
+  EXPECT_TRUE(ThreadStates("modgraph-io").empty());
 }
 
 TEST(LoadClient, RefusesNonLoopbackAndUnboundedRuns) {

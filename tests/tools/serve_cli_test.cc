@@ -252,6 +252,23 @@ TEST(ServeCliTest, WorkMsReplacesTheTopologysDataFetch) {
   EXPECT_EQ(RunToExit({"--mode", "prod", "--work-ms", "-1"}).first, 2);
 }
 
+// --busy-poll-us reaches the server and says so; it is bounded like
+// HttpServer::Options::busy_poll.
+TEST(ServeCliTest, BusyPollUsIsAppliedAndBounded) {
+  ServeProcess polling =
+      StartServe({"--mode", "prod", "--port", "0", "--threads", "2", "--busy-poll-us", "50"});
+  ASSERT_TRUE(polling.ReadUntil("Ctrl-C stops.")) << polling.printed;
+  EXPECT_THAT(polling.printed, HasSubstr("(2 thread(s), busy-polling 50 µs before blocking)"));
+  auto page = modgraph::testing::Fetch(static_cast<std::uint16_t>(Port(polling.printed)),
+                                       "/concurrent-head?id=5");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(page->body, HasSubstr("<title>req-5</title>"));
+  EXPECT_EQ(StopAndWait(polling), 0);
+
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--busy-poll-us", "10001"}).first, 2);
+  EXPECT_EQ(RunToExit({"--mode", "prod", "--busy-poll-us", "-1"}).first, 2);
+}
+
 TEST(ServeCliTest, ADurationNeedsAUnit) {
   EXPECT_EQ(RunToExit({"--mode", "prod", "--idle-timeout", "75"}).first, 2);
   EXPECT_EQ(RunToExit({"--mode", "prod", "--drain-timeout", "0s"}).first, 2);

@@ -33,6 +33,7 @@ struct ServeOptions {
   std::string mode;
   int port = 0;
   int threads = 1;
+  int busy_poll_us = 0;
   bool no_context = false;
   int barrier = 0;
   int work_ms = -1;  // --work-ms; -1: the topology's [server] work_ms
@@ -128,6 +129,7 @@ int RunServe(const ServeOptions& options) {
   server::HttpServer::Options server_options = options.limits;
   server_options.port = static_cast<std::uint16_t>(options.port);
   server_options.threads = options.threads;
+  server_options.busy_poll = std::chrono::microseconds(options.busy_poll_us);
   server_options.context_enabled = !options.no_context;
   absl::StatusOr<std::unique_ptr<server::HttpServer>> server =
       server::HttpServer::Start(server_options, std::move(router));
@@ -153,8 +155,11 @@ int RunServe(const ServeOptions& options) {
     watcher = *std::move(started);
   }
   absl::Status served = server::ServeUntilSignal(**server, [&] {
-    fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){}{})\n",
+    fmt::print("modgraph: serving topology {} on http://127.0.0.1:{}/ ({} thread(s){}{}{})\n",
                topology.spec().name, (*server)->port(), options.threads,
+               options.busy_poll_us > 0
+                   ? fmt::format(", busy-polling {} µs before blocking", options.busy_poll_us)
+                   : "",
                options.no_context ? ", request context off" : "",
                audit ? ", module-state audit on" : "");
     for (const std::string& route : (*host)->routes()) {
@@ -234,6 +239,13 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   command->add_option("--threads", options->threads, "io_context threads (1 serves like Node)")
       ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  command
+      ->add_option("--busy-poll-us", options->busy_poll_us,
+                   "an io thread polls this many microseconds after its last event before it "
+                   "blocks, yielding the CPU between polls: CPU spent to save a wake-up per "
+                   "request (docs/server.md)")
+      ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   command->add_flag("--no-context", options->no_context,
                     "run handlers without a request scope (benchmarks only: pages then share "

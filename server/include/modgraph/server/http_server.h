@@ -73,6 +73,16 @@ class HttpServer {
     // requests of different connections run in parallel, and each connection
     // stays on its thread (its requests run in order, without a strand).
     int threads = 1;
+    // How long an io thread keeps polling for events after its last one before
+    // it blocks in epoll_wait; 0 (the default) blocks at once. Between polls it
+    // yields the CPU (sched_yield), so any other runnable thread on that core —
+    // a client sharing the machine, the other io thread — runs first. Spends
+    // CPU to save the sleep and wake-up per request that an io thread with
+    // spare capacity otherwise pays (a context switch and, in a VM, an
+    // inter-processor interrupt). Linux's busy polling (net.core.busy_poll,
+    // SO_BUSY_POLL) does this in the kernel for device queues, which loopback
+    // sockets do not have. From 0 to 10 ms; docs/benchmarks.md has figures.
+    std::chrono::microseconds busy_poll{0};
     // Off only for benchmarks that measure the request scope's cost: handlers
     // then run with no request scope at all (Request::id is still set).
     bool context_enabled = true;
@@ -108,8 +118,9 @@ class HttpServer {
     std::chrono::milliseconds drain_timeout{10'000};
   };
 
-  // Binds, listens and starts the io_context threads. InvalidArgument for a
-  // non-loopback or unparsable address, threads < 1, a timeout that is not
+  // Binds, listens and starts the io_context threads (named "modgraph-io0",
+  // "modgraph-io1", ...). InvalidArgument for a non-loopback or unparsable
+  // address, threads < 1, busy_poll outside 0–10 ms, a timeout that is not
   // positive or max_connections < 1; the bind error (for example "address
   // already in use") otherwise.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(Options options, Router router);
