@@ -7,7 +7,9 @@
 // memory mappings. Isolated series run with the default first-load preflight
 // (one helper process per module file) and without it (`*_trusted`). In the
 // same run: the baseline, a plain dlopen/dlclose loop over as many distinct
-// prebuilt copies, and `doctor`'s report (report::BuildReport + RenderText)
+// prebuilt copies (and, to show what the host's own records between dlopens
+// cost the dynamic linker, the same loop keeping 5 or 20 small heap blocks per
+// dlopen), and `doctor`'s report (report::BuildReport + RenderText)
 // over a loaded topology.
 //
 //   build/release/bench/scale/scale_bench                       # the default sizes
@@ -303,7 +305,12 @@ void BM_Bundled_fan(benchmark::State& state) { LoadAndTearDown(state, true, Shap
 // The baseline: dlopen(RTLD_NOW | RTLD_LOCAL) then dlclose of as many distinct
 // files, prebuilt copies of the same generated modules (made before timing,
 // in the directory modgraph would use), with one dlsym of the descriptor each.
-void BM_PlainDlopen(benchmark::State& state) {
+// With `kept_allocations` > 0 (the explanatory series, not a baseline), that
+// many small heap blocks (48 to 200 bytes) are allocated after each dlopen and
+// kept until after teardown, as a host's own records of each library are: the
+// dynamic linker's link maps, which its walks visit one by one, then lie
+// farther apart in the heap.
+void PlainDlopen(benchmark::State& state, int kept_allocations) {
   const int instances = static_cast<int>(state.range(0));
   const int environments = static_cast<int>(state.range(1));
   const int n = instances / environments;
@@ -321,7 +328,10 @@ void BM_PlainDlopen(benchmark::State& state) {
   Row total;
   int rounds = 0;
   std::vector<void*> handles(files.size());
+  std::vector<std::unique_ptr<char[]>> kept;
   for (auto _ : state) {
+    kept.clear();
+    kept.reserve(files.size() * static_cast<std::size_t>(kept_allocations));
     const long rss_before = ResidentKiB();
     const long maps_before = Mappings();
     Stopwatch watch;
@@ -333,6 +343,10 @@ void BM_PlainDlopen(benchmark::State& state) {
         return;
       }
       benchmark::DoNotOptimize(::dlsym(handles[k], files[k].second.c_str()));
+      for (int a = 0; a < kept_allocations; ++a) {
+        kept.emplace_back(new char[48 + 8 * static_cast<std::size_t>(a % 20)]);
+        benchmark::DoNotOptimize(kept.back().get());
+      }
     }
     const std::pair<double, double> load = watch.Lap();
     const long rss_growth = ResidentKiB() - rss_before;
@@ -346,8 +360,15 @@ void BM_PlainDlopen(benchmark::State& state) {
   }
   fs::remove_all(dir);
   if (rounds == 0) return;
-  Report(state, fmt::format("plain dlopen, E={}", environments), instances, total.PerRound(rounds));
+  Report(state,
+         kept_allocations == 0 ? fmt::format("plain dlopen, E={}", environments)
+                               : fmt::format("plain dlopen, {} heap blocks kept per dlopen, E={}",
+                                             kept_allocations, environments),
+         instances, total.PerRound(rounds));
 }
+void BM_PlainDlopen(benchmark::State& state) { PlainDlopen(state, 0); }
+void BM_PlainDlopen_kept5(benchmark::State& state) { PlainDlopen(state, 5); }
+void BM_PlainDlopen_kept20(benchmark::State& state) { PlainDlopen(state, 20); }
 
 // What `modgraph doctor` computes after loading: the report (findings, twins,
 // providers) and its text, over a loaded bundled topology in which every
@@ -384,6 +405,8 @@ void RegisterAll(bool smoke) {
     if (manual_time) b->UseManualTime();
   };
   add("BM_PlainDlopen", &BM_PlainDlopen, isolated, true);
+  add("BM_PlainDlopen_kept5", &BM_PlainDlopen_kept5, isolated, true);
+  add("BM_PlainDlopen_kept20", &BM_PlainDlopen_kept20, isolated, true);
   add("BM_Isolated_chain", &BM_Isolated_chain, isolated, true);
   add("BM_Isolated_fan", &BM_Isolated_fan, isolated, true);
   add("BM_Isolated_chain_trusted", &BM_Isolated_chain_trusted, isolated, true);
