@@ -127,6 +127,8 @@ absl::StatusOr<std::unique_ptr<Topology>> Topology::Create(TopologySpec spec,
 }
 
 std::vector<absl::Status> Topology::LoadEntries() {
+  // Each module file is read and checked once, not once per environment.
+  const LibraryLoader::Batch batch(*loader_);
   std::vector<absl::Status> errors;
   for (const auto& env : environments_) {
     if (absl::Status status = env->ImportEntries(); !status.ok()) errors.push_back(status);

@@ -78,6 +78,8 @@ ReloadReport ModuleWatcher::ReloadChanged(Topology& topology, const std::vector<
                                           std::uint64_t round) {
   ReloadReport report;
   report.round = round;
+  // A rebuilt file is read and checked once for every environment that has it.
+  const LibraryLoader::Batch batch(topology.loader());
   for (const fs::path& file : files) {
     report.changed_files.push_back(file.string());
     const fs::path changed = Canonical(file);

@@ -23,13 +23,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/dll/shared_library.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <system_error>
+#include <tuple>
 
 #include "absl/synchronization/mutex.h"
 #include "copy_directory.h"
@@ -114,9 +118,68 @@ static std::string Sha256Hex(std::string_view bytes) {
   return hex;
 }
 
+// A module file's bytes as read and inspected once, and their hash; shared by
+// the loads of one batch that find the file unchanged.
+struct CheckedImage {
+  std::string bytes;
+  elf::SharedObject so;
+  loader_internal::ExportClasses exports;
+  std::string sha256;
+};
+
+// What Batch keeps: the images read during the open batches, by file version.
+struct LibraryLoader::BatchImages {
+  // Device, inode, size, mtime and ctime (ns): a file rewritten or replaced
+  // changes at least one of them, beyond the timestamps' granularity.
+  using Version =
+      std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+  static constexpr std::size_t kMaxBytes = std::size_t{256} << 20;
+  static Version VersionOf(const struct stat& st) {
+    return {st.st_dev,          st.st_ino,         st.st_size,        st.st_mtim.tv_sec,
+            st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+  }
+
+  std::mutex mutex;
+  int depth = 0;  // open batches
+  std::size_t bytes = 0;
+  std::map<Version, std::shared_ptr<const CheckedImage>> images;
+  std::atomic<std::uint64_t> files_read{0};
+
+  std::shared_ptr<const CheckedImage> Find(const struct stat& st) {
+    std::lock_guard lock(mutex);
+    if (depth == 0) return nullptr;
+    const auto it = images.find(VersionOf(st));
+    return it == images.end() ? nullptr : it->second;
+  }
+  void Remember(const struct stat& st, std::shared_ptr<const CheckedImage> image) {
+    std::lock_guard lock(mutex);
+    if (depth == 0 || bytes + image->bytes.size() > kMaxBytes) return;
+    bytes += image->bytes.size();
+    images.insert_or_assign(VersionOf(st), std::move(image));
+  }
+};
+
+LibraryLoader::Batch::Batch(LibraryLoader& loader) : loader_(loader) {
+  std::lock_guard lock(loader_.batch_->mutex);
+  ++loader_.batch_->depth;
+}
+
+LibraryLoader::Batch::~Batch() {
+  std::map<BatchImages::Version, std::shared_ptr<const CheckedImage>> dropped;
+  std::lock_guard lock(loader_.batch_->mutex);
+  if (--loader_.batch_->depth > 0) return;
+  dropped.swap(loader_.batch_->images);
+  loader_.batch_->bytes = 0;
+}
+
+std::uint64_t LibraryLoader::files_read() const noexcept {
+  return batch_->files_read.load(std::memory_order_relaxed);
+}
+
 LibraryLoader::LibraryLoader() : LibraryLoader(Options{}) {}
 
-LibraryLoader::LibraryLoader(Options options) : options_(std::move(options)) {}
+LibraryLoader::LibraryLoader(Options options)
+    : options_(std::move(options)), batch_(std::make_unique<BatchImages>()) {}
 
 LibraryLoader::~LibraryLoader() {
   for (const auto& [path, fd] : root_fds_) ::close(fd);
@@ -235,29 +298,40 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   }
 
   if (options_.after_checks_for_test) options_.after_checks_for_test(source);
-  // Decide on the header alone whether this is ELF at all.
-  absl::StatusOr<std::string> header = ReadAt(fd.get(), elf::kHeaderSize, 0, source);
-  if (!header.ok()) return header.status();
-  if (!elf::HasElfMagic(*header)) {
-    return absl::InvalidArgumentError(
-        fmt::format("environment '{}': '{}' is not an ELF shared library; build it with "
-                    "modgraph_add_module() or remove it from the module roots",
-                    env, source.string()));
+  // In a batch, the bytes of this very version of the file may be in hand.
+  const bool batched = options_.copy_mode != CopyMode::kNone;
+  std::shared_ptr<const CheckedImage> checked = batched ? batch_->Find(st) : nullptr;
+  std::shared_ptr<CheckedImage> fresh;  // read by this load
+  if (checked == nullptr) {
+    // Decide on the header alone whether this is ELF at all.
+    absl::StatusOr<std::string> header = ReadAt(fd.get(), elf::kHeaderSize, 0, source);
+    if (!header.ok()) return header.status();
+    if (!elf::HasElfMagic(*header)) {
+      return absl::InvalidArgumentError(
+          fmt::format("environment '{}': '{}' is not an ELF shared library; build it with "
+                      "modgraph_add_module() or remove it from the module roots",
+                      env, source.string()));
+    }
+    if (st.st_size > kMaxLibraryBytes) {
+      return absl::InvalidArgumentError(fmt::format(
+          "environment '{}': '{}' is {} bytes, more than any module library ({} bytes); remove "
+          "it from the module roots",
+          env, source.string(), st.st_size, kMaxLibraryBytes));
+    }
+    absl::StatusOr<std::string> bytes =
+        ReadAt(fd.get(), static_cast<std::size_t>(st.st_size), 0, source);
+    if (!bytes.ok()) return bytes.status();
+    batch_->files_read.fetch_add(1, std::memory_order_relaxed);
+    absl::StatusOr<elf::SharedObject> inspected = elf::InspectSharedObject(*bytes);
+    if (!inspected.ok()) return InspectionFailed(inspected.status(), env, source);
+    fresh = std::make_shared<CheckedImage>();
+    fresh->bytes = *std::move(bytes);
+    fresh->so = *std::move(inspected);
+    fresh->exports = loader_internal::ClassifyExports(fresh->so);
+    checked = fresh;
   }
-  if (st.st_size > kMaxLibraryBytes) {
-    return absl::InvalidArgumentError(fmt::format(
-        "environment '{}': '{}' is {} bytes, more than any module library ({} bytes); remove it "
-        "from the module roots",
-        env, source.string(), st.st_size, kMaxLibraryBytes));
-  }
-  absl::StatusOr<std::string> bytes =
-      ReadAt(fd.get(), static_cast<std::size_t>(st.st_size), 0, source);
-  if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<elf::SharedObject> inspected = elf::InspectSharedObject(*bytes);
-  if (!inspected.ok()) return InspectionFailed(inspected.status(), env, source);
-  const elf::SharedObject& so = *inspected;
-
-  const loader_internal::ExportClasses exports = loader_internal::ClassifyExports(so);
+  const elf::SharedObject& so = checked->so;
+  const loader_internal::ExportClasses& exports = checked->exports;
   const std::vector<std::string>& aliases = exports.descriptor_aliases;
   // The dynamic linker binds GNU unique symbols across every copy of a library:
   // the copies would silently share that state, so they would not be instances.
@@ -306,10 +380,18 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   loaded->source_ = source;
   // From the bytes in hand: reading the copy again would cost a second pass
   // over every file, and in kNone mode the path may name other bytes by now.
-  loaded->content_sha256_ = Sha256Hex(*bytes);
+  if (fresh == nullptr) {
+    loaded->content_sha256_ = checked->sha256;
+  } else {
+    loaded->content_sha256_ = Sha256Hex(fresh->bytes);
+    // Only a file that passed every check above is remembered.
+    fresh->sha256 = loaded->content_sha256_;
+    if (batched) batch_->Remember(st, fresh);
+  }
+  const std::string& bytes = checked->bytes;
   switch (options_.copy_mode) {
     case CopyMode::kTempFile: {
-      absl::StatusOr<fs::path> copy = MakeTempCopy(*bytes, request);
+      absl::StatusOr<fs::path> copy = MakeTempCopy(bytes, request);
       if (!copy.ok()) return copy.status();
       loaded->loaded_path_ = *copy;
       loaded->remove_on_unload_ = true;
@@ -324,7 +406,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
         return absl::ErrnoToStatus(error, "memfd_create");
       }
       loaded->loaded_path_ = fmt::format("/proc/self/fd/{}", loaded->memfd_);
-      if (const int error = WriteAll(loaded->memfd_, *bytes); error != 0) {
+      if (const int error = WriteAll(loaded->memfd_, bytes); error != 0) {
         return CopyFailed(error, loaded->loaded_path_, env);
       }
       break;

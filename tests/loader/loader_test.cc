@@ -1,11 +1,19 @@
 // LibraryLoader: private copies, discovery, validation and the GNU-unique trap.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <fstream>
+#include <iterator>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "modgraph/loader/internal/discovery.h"
 #include "modgraph/loader/library_loader.h"
@@ -76,6 +84,108 @@ TEST_F(LoaderTest, MemfdCopiesAreIndependentToo) {
   EXPECT_THAT((*first)->loaded_path().string(), HasSubstr("/proc/self/fd/"));
   EXPECT_NE(ProbeApi(**first).inline_static(), ProbeApi(**second).inline_static());
   EXPECT_EQ(CountEntries(scratch_.path()), 0);  // nothing on disk
+}
+
+// A topology loads each module file into each of its environments: in a
+// batch the file is read, inspected and hashed once, and every load still gets
+// its own private copy (its own globals).
+TEST_F(LoaderTest, ABatchReadsEachFileOnceAndEveryLoadGetsItsOwnCopy) {
+  LibraryLoader loader(Options());
+  const fs::path probe = kFixtureDir / "unique-hidden" / "unique-probe.so";
+  std::vector<std::shared_ptr<LoadedLibrary>> libraries;
+  {
+    const LibraryLoader::Batch batch(loader);
+    for (const char* env : {"node", "ssr", "edge"}) {
+      auto library = loader.Load(probe, {env, "unique-probe"});
+      ASSERT_TRUE(library.ok()) << library.status();
+      libraries.push_back(*std::move(library));
+    }
+    EXPECT_EQ(loader.files_read(), 1u);
+  }
+  std::set<fs::path> copies;
+  for (const auto& library : libraries) {
+    copies.insert(library->loaded_path());
+    EXPECT_EQ(library->content_sha256(), libraries.front()->content_sha256());
+  }
+  EXPECT_EQ(copies.size(), 3u);
+  *ProbeApi(*libraries[0]).plain_global() = 9;
+  EXPECT_EQ(*ProbeApi(*libraries[1]).plain_global(), 0);
+  // Outside a batch (the last one ended), every load reads the file.
+  auto after = loader.Load(probe, {"late", "unique-probe"});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(loader.files_read(), 2u);
+}
+
+// What loads is what the file holds when it is opened: a file replaced (a new
+// inode), rewritten with another size, or rewritten in place with its mtime
+// put back (only the ctime tells) is read again within the batch.
+TEST_F(LoaderTest, ABatchReadsAFileAgainOnceItChanged) {
+  ScratchDir modules;
+  const fs::path file = modules.path() / "head.so";
+  fs::copy_file(kModuleDir / "head.so", file);
+  LibraryLoader loader(Options());
+  const LibraryLoader::Batch batch(loader);
+  std::set<std::string> hashes;
+  const auto load = [&](const char* env) {
+    auto library = loader.Load(modules.path(), "head.so", {env, "head"});
+    EXPECT_TRUE(library.ok()) << library.status();
+    if (library.ok()) hashes.insert((*library)->content_sha256());
+  };
+  const auto read_bytes = [&] {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  // Waits until the file system's clock (the coarse one) has moved past the
+  // file's last change, so that the next change gets another ctime.
+  const auto next_tick = [&] {
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    timespec now{};
+    do {
+      ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    } while (std::tie(now.tv_sec, now.tv_nsec) <= std::tie(st.st_ctim.tv_sec, st.st_ctim.tv_nsec));
+  };
+  load("e0");
+  load("e1");
+  EXPECT_EQ(loader.files_read(), 1u);
+
+  // Replaced through rename(2): a new inode.
+  std::string bytes = read_bytes();
+  const std::size_t comment = bytes.find("GCC: (");  // .comment: not loaded, not checked
+  ASSERT_NE(comment, std::string::npos);
+  bytes[comment] = 'g';
+  std::ofstream(modules.path() / "next.so", std::ios::binary) << bytes;
+  fs::rename(modules.path() / "next.so", file);
+  load("e2");
+  EXPECT_EQ(loader.files_read(), 2u);
+
+  // Rewritten in place, one byte longer.
+  next_tick();
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes << '\0';
+  load("e3");
+  EXPECT_EQ(loader.files_read(), 3u);
+
+  // Rewritten in place with the same size, its mtime put back.
+  struct stat before {};
+  ASSERT_EQ(::stat(file.c_str(), &before), 0);
+  next_tick();
+  bytes[comment] = 'G';
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes << '\0';
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+  load("e4");
+  EXPECT_EQ(loader.files_read(), 4u);
+  EXPECT_EQ(hashes.size(), 4u);  // every version that was read is what loaded
+}
+
+// With no private copy, dlopen reads the file itself: nothing to reuse.
+TEST_F(LoaderTest, ABatchDoesNotApplyWithoutCopies) {
+  LibraryLoader loader(Options(CopyMode::kNone));
+  const LibraryLoader::Batch batch(loader);
+  for (const char* env : {"node", "ssr"}) {
+    ASSERT_TRUE(loader.Load(kModuleDir / "head.so", {env, "head"}).ok());
+  }
+  EXPECT_EQ(loader.files_read(), 2u);
 }
 
 TEST_F(LoaderTest, RefusesLibrariesWithGnuUniqueSymbols) {

@@ -200,6 +200,25 @@ TEST(TopologyFileTest, OneFailingEnvironmentDoesNotStopTheOthers) {
   EXPECT_EQ((*topology)->environment("broken")->Find("imports-throwing"), nullptr);
 }
 
+// LoadEntries reads each module file once, however many environments load it.
+TEST(TopologyFileTest, LoadEntriesReadsEachModuleFileOnce) {
+  ScratchDir scratch;
+  TopologySpec spec{.name = "twice", .origin = "test"};
+  for (const char* name : {"node", "ssr"}) {
+    spec.environments.push_back({.name = name,
+                                 .mode = EnvironmentMode::kIsolated,
+                                 .module_roots = {kModuleDir},
+                                 .entry_modules = {"concurrent-head"}});
+  }
+  auto topology = Topology::Create(spec, {.temp_root = scratch.path()});
+  ASSERT_TRUE(topology.ok()) << topology.status();
+  ASSERT_TRUE((*topology)->LoadEntries().empty());
+  const std::size_t per_environment = (*topology)->environment("ssr")->instances().size();
+  EXPECT_GT(per_environment, 1u);  // the page and what it imports
+  EXPECT_EQ((*topology)->environment("node")->instances().size(), per_environment);
+  EXPECT_EQ((*topology)->loader().files_read(), per_environment);
+}
+
 TEST(TopologyFileTest, CreateNamesTheTopologyAndEnvironmentOfABadRoot) {
   auto spec = Parse("name='app'\n[[environments]]\nname='ssr'\nmodule_roots=['missing']");
   ASSERT_TRUE(spec.ok());

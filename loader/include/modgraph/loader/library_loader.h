@@ -174,6 +174,36 @@ class LibraryLoader {
   // The copy directory's free space and the process's mapping headroom, read now.
   Capacity ReadCapacity() const;
 
+  // Reads each module file once per batch. While a Batch is open (batches
+  // nest), a file that opens with the identity and version of one already
+  // loaded in the batch — device, inode, size, mtime and ctime as fstat(2)
+  // reports them — reuses the bytes read, inspected (elf.h) and hashed then:
+  // a topology loads each module file once per environment that has it.
+  // Everything else about the load is as outside a batch: the root, owner and
+  // mode checks on the file just opened, the export and TLS checks, a new
+  // private copy written from those bytes, its descriptors checked. What loads
+  // is always bytes that were checked; a file rewritten during the batch with
+  // no change to its size or times (within the file system's timestamp
+  // granularity) loads as first read. At most 256 MiB of bytes are kept (larger
+  // sets are read again); they are dropped when the outermost batch ends. Not
+  // used in CopyMode::kNone, where dlopen reads the file itself.
+  //
+  //   { LibraryLoader::Batch batch(loader); for (...) loader.Load(root, file, request); }
+  class Batch {
+   public:
+    explicit Batch(LibraryLoader& loader);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    LibraryLoader& loader_;
+  };
+
+  // Module files read and inspected so far by this loader (a load that reused
+  // a batch's bytes does not count).
+  std::uint64_t files_read() const noexcept;
+
   // The per-process directory holding temp copies (created on first use).
   const std::filesystem::path& copy_directory() const { return copy_dir_; }
 
@@ -191,6 +221,8 @@ class LibraryLoader {
   std::mutex roots_mutex_;
   std::map<std::string, int> root_fds_;  // module root → checked O_PATH descriptor
   uint64_t copy_sequence_ = 0;
+  struct BatchImages;  // library_loader.cc
+  std::unique_ptr<BatchImages> batch_;
 };
 
 // The alias a module with this id must export: "modgraph_module_" + id, '-' → '_'.
