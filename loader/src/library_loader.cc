@@ -377,7 +377,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   }
 
   std::shared_ptr<LoadedLibrary> loaded(new LoadedLibrary());
-  loaded->source_ = source;
+  loaded->source_ = source.string();
   // From the bytes in hand: reading the copy again would cost a second pass
   // over every file, and in kNone mode the path may name other bytes by now.
   if (fresh == nullptr) {
@@ -393,7 +393,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
     case CopyMode::kTempFile: {
       absl::StatusOr<fs::path> copy = MakeTempCopy(bytes, request);
       if (!copy.ok()) return copy.status();
-      loaded->loaded_path_ = *copy;
+      loaded->loaded_path_ = copy->string();
       loaded->remove_on_unload_ = true;
       break;
     }
@@ -423,7 +423,8 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   namespace dll = boost::dll;
   dll::fs::error_code dl_error;
   auto library = std::make_unique<dll::shared_library>(
-      loaded->loaded_path_, dll::load_mode::rtld_local | dll::load_mode::rtld_now, dl_error);
+      fs::path(loaded->loaded_path_), dll::load_mode::rtld_local | dll::load_mode::rtld_now,
+      dl_error);
   if (dl_error) {
     // Boost.DLL clears dlerror(); a second attempt (failure path only) recovers it.
     void* retry = ::dlopen(loaded->loaded_path_.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -432,7 +433,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
     return DlopenFailed(why != nullptr ? why : dl_error.message(), env, source);
   }
   loaded->library_ = std::move(library);
-  if (options_.copy_mode == CopyMode::kNone) loaded->loaded_path_ = source;
+  if (options_.copy_mode == CopyMode::kNone) loaded->loaded_path_ = source.string();
 
   // Every pointer of a descriptor is data of the module: followed only where
   // the copy is mapped (a broken file may point anywhere).

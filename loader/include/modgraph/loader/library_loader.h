@@ -59,9 +59,9 @@ class LoadedLibrary {
   LoadedLibrary& operator=(const LoadedLibrary&) = delete;
 
   // The file the copy was made from.
-  const std::filesystem::path& source() const { return source_; }
+  std::filesystem::path source() const { return source_; }
   // The file actually handed to dlopen (the private copy).
-  const std::filesystem::path& loaded_path() const { return loaded_path_; }
+  std::filesystem::path loaded_path() const { return loaded_path_; }
   // Removes the private copy from the file system now and keeps the library
   // mapped (an unlinked file stays mapped): for a library that is unloaded from
   // its environment but may still have code or objects in use.
@@ -77,8 +77,12 @@ class LoadedLibrary {
   friend class LibraryLoader;
   LoadedLibrary() = default;
 
-  std::filesystem::path source_;
-  std::filesystem::path loaded_path_;
+  // Kept as strings: a std::filesystem::path also keeps its components, about
+  // 400 bytes more per library, and the dynamic linker's walks over thousands of
+  // libraries slow down with every byte between their link maps
+  // (docs/benchmarks.md, Scale).
+  std::string source_;
+  std::string loaded_path_;
   bool remove_on_unload_ = false;
   int memfd_ = -1;
   std::unique_ptr<boost::dll::shared_library> library_;
