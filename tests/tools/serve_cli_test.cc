@@ -61,6 +61,15 @@ int Port(const std::string& printed) {
   return at == std::string::npos ? 0 : std::atoi(printed.c_str() + at + 17);
 }
 
+// Fetches /concurrent-head?id=5 from the serve that printed `printed` and
+// checks that the page answered for that request.
+void ExpectServesTheHeadPage(const std::string& printed) {
+  auto page =
+      modgraph::testing::Fetch(static_cast<std::uint16_t>(Port(printed)), "/concurrent-head?id=5");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(page->body, HasSubstr("<title>req-5</title>"));
+}
+
 int StopAndWait(ServeProcess& process) {
   ::kill(process.pid, SIGTERM);
   process.ReadUntil("modgraph: stopped");
@@ -242,10 +251,7 @@ TEST(ServeCliTest, WorkMsReplacesTheTopologysDataFetch) {
   ServeProcess zero = StartServe({"--mode", "prod", "--port", "0", "--work-ms", "0"});
   ASSERT_TRUE(zero.ReadUntil("Ctrl-C stops.")) << zero.printed;
   EXPECT_THAT(zero.printed, HasSubstr("pages await a simulated data fetch of 0 ms (--work-ms)"));
-  auto page = modgraph::testing::Fetch(static_cast<std::uint16_t>(Port(zero.printed)),
-                                       "/concurrent-head?id=5");
-  ASSERT_TRUE(page.ok()) << page.status();
-  EXPECT_THAT(page->body, HasSubstr("<title>req-5</title>"));
+  ExpectServesTheHeadPage(zero.printed);
   EXPECT_EQ(StopAndWait(zero), 0);
 
   EXPECT_EQ(RunToExit({"--mode", "prod", "--work-ms", "60001"}).first, 2);
@@ -259,10 +265,7 @@ TEST(ServeCliTest, BusyPollUsIsAppliedAndBounded) {
       StartServe({"--mode", "prod", "--port", "0", "--threads", "2", "--busy-poll-us", "50"});
   ASSERT_TRUE(polling.ReadUntil("Ctrl-C stops.")) << polling.printed;
   EXPECT_THAT(polling.printed, HasSubstr("(2 thread(s), busy-polling 50 µs before blocking)"));
-  auto page = modgraph::testing::Fetch(static_cast<std::uint16_t>(Port(polling.printed)),
-                                       "/concurrent-head?id=5");
-  ASSERT_TRUE(page.ok()) << page.status();
-  EXPECT_THAT(page->body, HasSubstr("<title>req-5</title>"));
+  ExpectServesTheHeadPage(polling.printed);
   EXPECT_EQ(StopAndWait(polling), 0);
 
   EXPECT_EQ(RunToExit({"--mode", "prod", "--busy-poll-us", "10001"}).first, 2);
