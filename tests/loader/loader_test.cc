@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -311,6 +312,168 @@ TEST_F(LoaderTest, SweepsCopyDirectoriesOfDeadProcesses) {
   LibraryLoader loader(Options());
   ASSERT_TRUE(loader.Load(kModuleDir / "head.so", {"ssr", "head"}).ok());
   EXPECT_FALSE(fs::exists(stale));
+}
+
+// A file refused after it was read and inspected is refused the same way
+// every time it is loaded in a batch, and leaves no copy behind.
+TEST_F(LoaderTest, ABatchRefusesAFailingFileEveryTime) {
+  for (const CopyMode mode : {CopyMode::kTempFile, CopyMode::kMemfd}) {
+    LibraryLoader loader(Options(mode));
+    const LibraryLoader::Batch batch(loader);
+    for (const fs::path& bad :
+         {kFixtureDir / "unique-default" / "unique-probe.so",
+          kFixtureDir / "exports" / "exports-data.so", kBadDir / "own-static-tls.so",
+          kBadDir / "no-descriptor.so", kBadDir / "abi-mismatch.so", kBadDir / "wrong-alias.so",
+          kBadDir / "bad-id.so", kBadDir / "constant-cell.so"}) {
+      auto first = loader.Load(bad, {"node", "bad"});
+      auto second = loader.Load(bad, {"ssr", "bad"});
+      ASSERT_FALSE(first.ok()) << bad;
+      ASSERT_FALSE(second.ok()) << bad;
+      EXPECT_EQ(first.status().code(), second.status().code()) << bad;
+      EXPECT_THAT(first.status().message(), HasSubstr(bad.string()));
+      std::string message(second.status().message());
+      if (const std::size_t env = message.find("'ssr'"); env != std::string::npos) {
+        message.replace(env, 5, "'node'");
+      }
+      EXPECT_EQ(message, first.status().message()) << bad;
+    }
+    if (mode == CopyMode::kTempFile) {
+      EXPECT_EQ(CountEntries(loader.copy_directory()), 0);
+    }
+  }
+}
+
+// A file truncated in place to something that is not ELF, inside a batch, is
+// refused as such; restored, it loads again.
+TEST_F(LoaderTest, ABatchRefusesAFileTruncatedToText) {
+  ScratchDir modules;
+  const fs::path file = modules.path() / "head.so";
+  fs::copy_file(kModuleDir / "head.so", file);
+  std::string original;
+  {
+    std::ifstream in(file, std::ios::binary);
+    original.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  LibraryLoader loader(Options());
+  const LibraryLoader::Batch batch(loader);
+  ASSERT_TRUE(loader.Load(modules.path(), "head.so", {"e0", "head"}).ok());
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << "not an ELF file\n";
+  auto text = loader.Load(modules.path(), "head.so", {"e1", "head"});
+  ASSERT_FALSE(text.ok());
+  EXPECT_THAT(text.status().message(), HasSubstr("not an ELF shared library"));
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << original;
+  auto back = loader.Load(modules.path(), "head.so", {"e2", "head"});
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(loader.files_read(), 2u);  // the text's header only
+}
+
+// A symlink inside the root retargeted during a batch: what loads is the new target.
+TEST_F(LoaderTest, ABatchFollowsARetargetedSymlink) {
+  ScratchDir modules;
+  fs::copy_file(kModuleDir / "head.so", modules.path() / "a.so");
+  fs::copy_file(kFixtureDir / "probe" / "head-probe.so", modules.path() / "b.so");
+  fs::create_symlink("a.so", modules.path() / "head.so");
+  LibraryLoader loader(Options());
+  const LibraryLoader::Batch batch(loader);
+  auto first = loader.Load(modules.path(), "head.so", {"e0", "head"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  fs::create_symlink("b.so", modules.path() / "next");
+  fs::rename(modules.path() / "next", modules.path() / "head.so");
+  auto second = loader.Load(modules.path(), "head.so", {"e1", "head"});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE((*first)->content_sha256(), (*second)->content_sha256());
+  EXPECT_EQ(loader.files_read(), 2u);
+}
+
+// One inode through two roots (a hard link): read once, each root still checked.
+TEST_F(LoaderTest, ABatchChecksEachRootOfAHardLinkedFile) {
+  ScratchDir parent;
+  const fs::path good = parent.path() / "good";
+  const fs::path open = parent.path() / "open";
+  fs::create_directories(good);
+  fs::create_directories(open);
+  fs::copy_file(kModuleDir / "head.so", good / "head.so");
+  fs::create_hard_link(good / "head.so", open / "head.so");
+  ASSERT_EQ(::chmod(open.c_str(), 0777), 0);
+  LibraryLoader loader(Options());
+  const LibraryLoader::Batch batch(loader);
+  ASSERT_TRUE(loader.Load(good, "head.so", {"e0", "head"}).ok());
+  auto refused = loader.Load(open, "head.so", {"e1", "head"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  // Made group-writable after the first load: refused in the batch too.
+  ASSERT_EQ(::chmod((good / "head.so").c_str(), 0775), 0);
+  auto writable = loader.Load(good, "head.so", {"e2", "head"});
+  ASSERT_FALSE(writable.ok());
+  EXPECT_EQ(writable.status().code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_EQ(::chmod((good / "head.so").c_str(), 0755), 0);
+  EXPECT_TRUE(loader.Load(good, "head.so", {"e3", "head"}).ok());
+}
+
+// Nested batches keep the bytes until the outermost ends; libraries outlive the batch.
+TEST_F(LoaderTest, NestedBatchesAndLibrariesThatOutliveThem) {
+  LibraryLoader loader(Options(CopyMode::kMemfd));
+  std::vector<std::shared_ptr<LoadedLibrary>> libraries;
+  const fs::path probe = kFixtureDir / "unique-hidden" / "unique-probe.so";
+  {
+    const LibraryLoader::Batch outer(loader);
+    {
+      const LibraryLoader::Batch inner(loader);
+      libraries.push_back(*loader.Load(probe, {"e0", "unique-probe"}));
+    }
+    libraries.push_back(*loader.Load(probe, {"e1", "unique-probe"}));
+    EXPECT_EQ(loader.files_read(), 1u);
+  }
+  libraries.push_back(*loader.Load(probe, {"e2", "unique-probe"}));
+  EXPECT_EQ(loader.files_read(), 2u);
+  *ProbeApi(*libraries[0]).plain_global() = 4;
+  EXPECT_EQ(*ProbeApi(*libraries[1]).plain_global(), 0);
+  EXPECT_EQ(*ProbeApi(*libraries[2]).plain_global(), 0);
+}
+
+// Two threads loading in one batch share its bytes safely (memfd copies: the
+// temp-file copies' directory and sequence are not synchronised).
+TEST_F(LoaderTest, ABatchSharedByTwoLoadingThreads) {
+  LibraryLoader loader(Options(CopyMode::kMemfd));
+  const fs::path probe = kFixtureDir / "unique-hidden" / "unique-probe.so";
+  const LibraryLoader::Batch batch(loader);
+  std::vector<std::shared_ptr<LoadedLibrary>> loaded[2];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 8; ++i) {
+        auto library = loader.Load(probe, {"e" + std::to_string(t * 8 + i), "unique-probe"});
+        ASSERT_TRUE(library.ok()) << library.status();
+        loaded[t].push_back(*std::move(library));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_LE(loader.files_read(), 2u);
+  EXPECT_EQ(loaded[0].size() + loaded[1].size(), 16u);
+}
+
+// The swap test's hook inside a batch: what loads is what was checked.
+TEST_F(LoaderTest, ABatchLoadsCheckedBytesWhenTheFileIsSwappedAfterTheChecks) {
+  ScratchDir modules;
+  fs::copy_file(kModuleDir / "head.so", modules.path() / "head.so");
+  const fs::path other = modules.path() / "other.so";
+  LibraryLoader::Options options = Options();
+  int swaps = 0;
+  options.after_checks_for_test = [&](const fs::path& file) {
+    if (++swaps != 2) return;
+    fs::copy_file(kFixtureDir / "probe" / "head-probe.so", other);
+    fs::rename(other, file);
+  };
+  LibraryLoader loader(options);
+  const LibraryLoader::Batch batch(loader);
+  auto first = loader.Load(modules.path(), "head.so", {"e0", "head"});
+  auto second = loader.Load(modules.path(), "head.so", {"e1", "head"});
+  auto third = loader.Load(modules.path(), "head.so", {"e2", "head"});
+  ASSERT_TRUE(first.ok() && second.ok() && third.ok());
+  EXPECT_EQ((*first)->content_sha256(), (*second)->content_sha256());
+  EXPECT_NE((*second)->content_sha256(), (*third)->content_sha256());
+  EXPECT_EQ(loader.files_read(), 2u);
 }
 
 }  // namespace
