@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <system_error>
 
 #include "absl/synchronization/mutex.h"
@@ -184,6 +185,8 @@ void LoadedLibrary::RemoveCopy() {
 }
 
 absl::Status LibraryLoader::EnsureCopyDirectory() {
+  // Loads may run on several threads (environments import concurrently).
+  std::lock_guard guard(copy_dir_mutex_);
   if (!copy_dir_.empty()) return absl::OkStatus();
   const fs::path root = options_.temp_root.empty() ? DefaultCopyRoot() : options_.temp_root;
   SweepStaleCopyDirectories(root);

@@ -153,9 +153,10 @@ struct LibraryLoader::BatchImages {
   }
   void Remember(const struct stat& st, std::shared_ptr<const CheckedImage> image) {
     std::lock_guard lock(mutex);
-    if (depth == 0 || bytes + image->bytes.size() > kMaxBytes) return;
-    bytes += image->bytes.size();
-    images.insert_or_assign(VersionOf(st), std::move(image));
+    const std::size_t size = image->bytes.size();
+    if (depth == 0 || bytes + size > kMaxBytes) return;
+    // Two threads may have read the same version at once: keep the first.
+    if (images.try_emplace(VersionOf(st), std::move(image)).second) bytes += size;
   }
 };
 
@@ -471,7 +472,8 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
     if (absl::Status ok = loader_internal::CheckDescriptorPointers(image, *descriptor); !ok.ok()) {
       return malformed(alias, ok);
     }
-    const std::string where = fmt::format("descriptor {} of '{}'", alias, source.string());
+    const std::string where =
+        fmt::format("descriptor {} of '{}' in environment '{}'", alias, source.string(), env);
     if (absl::Status valid = ValidateModuleId(descriptor->id, where); !valid.ok()) return valid;
     if (alias != DescriptorAliasFor(descriptor->id)) {
       return absl::FailedPreconditionError(fmt::format(

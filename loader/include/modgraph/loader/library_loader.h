@@ -22,6 +22,7 @@
 #ifndef MODGRAPH_LOADER_LIBRARY_LOADER_H_
 #define MODGRAPH_LOADER_LIBRARY_LOADER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -167,7 +168,7 @@ class LibraryLoader {
   // Then the private copy is made from the bytes read, dlopened, and its
   // descriptors are checked (ABI version, alias derived from a valid id).
   // NotFound when the file does not exist. Every error names the file and the
-  // environment and says what to do.
+  // environment and says what to do. Safe to call from several threads at once.
   absl::StatusOr<std::shared_ptr<LoadedLibrary>> Load(const std::filesystem::path& root,
                                                       const std::filesystem::path& file,
                                                       const LoadRequest& request);
@@ -208,7 +209,8 @@ class LibraryLoader {
   // a batch's bytes does not count).
   std::uint64_t files_read() const noexcept;
 
-  // The per-process directory holding temp copies (created on first use).
+  // The per-process directory holding temp copies: empty until the first copy
+  // is made, then fixed for the loader's life.
   const std::filesystem::path& copy_directory() const { return copy_dir_; }
 
  private:
@@ -220,11 +222,12 @@ class LibraryLoader {
                                const std::filesystem::path& source);
 
   Options options_;
+  std::mutex copy_dir_mutex_;  // creating copy_dir_; set once, then read freely
   std::filesystem::path copy_dir_;
   int copy_dir_lock_ = -1;  // flock'ed for this loader's life: the directory is in use
   std::mutex roots_mutex_;
   std::map<std::string, int> root_fds_;  // module root → checked O_PATH descriptor
-  uint64_t copy_sequence_ = 0;
+  std::atomic<std::uint64_t> copy_sequence_{0};
   struct BatchImages;  // library_loader.cc
   std::unique_ptr<BatchImages> batch_;
 };

@@ -75,8 +75,8 @@ class HttpServer {
     int threads = 1;
     // How long an io thread keeps polling for events after its last one before
     // it blocks in epoll_wait; 0 (the default) blocks at once. Between polls it
-    // yields the CPU (sched_yield), so any other runnable thread on that core —
-    // a client sharing the machine, the other io thread — runs first. Spends
+    // yields the CPU (sched_yield), so another runnable thread on that core — a
+    // client sharing the machine, the other io thread — usually runs first. Spends
     // CPU to save the sleep and wake-up per request that an io thread with
     // spare capacity otherwise pays (a context switch and, in a VM, an
     // inter-processor interrupt). Linux's busy polling (net.core.busy_poll,
