@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -443,7 +444,9 @@ TEST_F(LoaderTest, ABatchSharedByTwoLoadingThreads) {
     for (int t = 0; t < 2; ++t) {
       threads.emplace_back([&, t] {
         for (int i = 0; i < 8; ++i) {
-          auto library = loader.Load(probe, {"e" + std::to_string(t * 8 + i), "unique-probe"});
+          char env[16];
+          std::snprintf(env, sizeof env, "e%d", t * 8 + i);
+          auto library = loader.Load(probe, {env, "unique-probe"});
           ASSERT_TRUE(library.ok()) << library.status();
           loaded[t].push_back(*std::move(library));
         }
