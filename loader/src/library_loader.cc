@@ -302,7 +302,7 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
   // In a batch, the bytes of this very version of the file may be in hand.
   const bool batched = options_.copy_mode != CopyMode::kNone;
   std::shared_ptr<const CheckedImage> checked = batched ? batch_->Find(st) : nullptr;
-  std::shared_ptr<CheckedImage> fresh;  // read by this load
+  std::shared_ptr<const CheckedImage> fresh;  // read by this load
   if (checked == nullptr) {
     // Decide on the header alone whether this is ELF at all.
     absl::StatusOr<std::string> header = ReadAt(fd.get(), elf::kHeaderSize, 0, source);
@@ -325,11 +325,14 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
     batch_->files_read.fetch_add(1, std::memory_order_relaxed);
     absl::StatusOr<elf::SharedObject> inspected = elf::InspectSharedObject(*bytes);
     if (!inspected.ok()) return InspectionFailed(inspected.status(), env, source);
-    fresh = std::make_shared<CheckedImage>();
-    fresh->bytes = *std::move(bytes);
-    fresh->so = *std::move(inspected);
-    fresh->exports = loader_internal::ClassifyExports(fresh->so);
-    checked = fresh;
+    auto image = std::make_shared<CheckedImage>();
+    image->bytes = *std::move(bytes);
+    image->so = *std::move(inspected);
+    image->exports = loader_internal::ClassifyExports(image->so);
+    // From the bytes in hand: reading the copy again would cost a second pass
+    // over every file, and in kNone mode the path may name other bytes by now.
+    image->sha256 = Sha256Hex(image->bytes);
+    checked = fresh = std::move(image);
   }
   const elf::SharedObject& so = checked->so;
   const loader_internal::ExportClasses& exports = checked->exports;
@@ -379,16 +382,9 @@ absl::StatusOr<std::shared_ptr<LoadedLibrary>> LibraryLoader::Load(const fs::pat
 
   std::shared_ptr<LoadedLibrary> loaded(new LoadedLibrary());
   loaded->source_ = source.string();
-  // From the bytes in hand: reading the copy again would cost a second pass
-  // over every file, and in kNone mode the path may name other bytes by now.
-  if (fresh == nullptr) {
-    loaded->content_sha256_ = checked->sha256;
-  } else {
-    loaded->content_sha256_ = Sha256Hex(fresh->bytes);
-    // Only a file that passed every check above is remembered.
-    fresh->sha256 = loaded->content_sha256_;
-    if (batched) batch_->Remember(st, fresh);
-  }
+  loaded->content_sha256_ = checked->sha256;
+  // Only a file that passed every check above is remembered.
+  if (fresh != nullptr && batched) batch_->Remember(st, fresh);
   const std::string& bytes = checked->bytes;
   switch (options_.copy_mode) {
     case CopyMode::kTempFile: {

@@ -268,8 +268,6 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
 }
 namespace {
 
-constexpr auto kMaxBusyPoll = std::chrono::milliseconds(10);
-
 // io_context::run(), except that after its last event the thread polls for
 // `busy_poll` (Options::busy_poll) before it blocks.
 void RunIoContext(asio::io_context& io, std::chrono::microseconds busy_poll) {
@@ -305,8 +303,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options, R
   }
   if (options.busy_poll.count() < 0 || options.busy_poll > kMaxBusyPoll) {
     return absl::InvalidArgumentError(
-        fmt::format("server: busy_poll must be from 0 to {} µs (got {} µs)",
-                    std::chrono::microseconds(kMaxBusyPoll).count(), options.busy_poll.count()));
+        fmt::format("server: busy_poll must be from 0 to {} µs (got {} µs)", kMaxBusyPoll.count(),
+                    options.busy_poll.count()));
   }
   for (const auto& [name, value] : {std::pair{"idle_timeout", options.idle_timeout},
                                     std::pair{"header_timeout", options.header_timeout},

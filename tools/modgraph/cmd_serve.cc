@@ -245,7 +245,7 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                    "an io thread polls this many microseconds after its last event before it "
                    "blocks, yielding the CPU between polls: CPU spent to save a wake-up per "
                    "request (docs/server.md)")
-      ->check(CLI::Range(0, 10000))
+      ->check(CLI::Range(0, static_cast<int>(server::HttpServer::kMaxBusyPoll.count())))
       ->capture_default_str();
   command->add_flag("--no-context", options->no_context,
                     "run handlers without a request scope (benchmarks only: pages then share "

@@ -63,6 +63,9 @@ absl::Status ServeUntilSignal(HttpServer& server, std::function<void()> on_ready
 
 class HttpServer {
  public:
+  // The longest Options::busy_poll: past a scheduler tick, polling saves nothing.
+  static constexpr std::chrono::microseconds kMaxBusyPoll{10'000};
+
   struct Options {
     // A loopback address ("127.0.0.1", "::1", "localhost"); others are refused.
     std::string address = "127.0.0.1";
@@ -81,7 +84,7 @@ class HttpServer {
     // spare capacity otherwise pays (a context switch and, in a VM, an
     // inter-processor interrupt). Linux's busy polling (net.core.busy_poll,
     // SO_BUSY_POLL) does this in the kernel for device queues, which loopback
-    // sockets do not have. From 0 to 10 ms; docs/benchmarks.md has figures.
+    // sockets do not have. From 0 to kMaxBusyPoll; docs/benchmarks.md has figures.
     std::chrono::microseconds busy_poll{0};
     // Off only for benchmarks that measure the request scope's cost: handlers
     // then run with no request scope at all (Request::id is still set).
