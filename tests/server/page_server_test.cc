@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "modgraph/example/topologies.h"
 #include "modgraph/pages/async_work.h"
 #include "modgraph/pages/page_host.h"
+#include "modgraph/plugins/page.h"
 #include "modgraph/registry/sentinel.h"
 #include "modgraph/server/arrival_barrier.h"
 #include "modgraph/server/http_server.h"
@@ -134,6 +136,15 @@ TEST(PageServer, DevWarnOnTwoThreadsLeaksEveryTitleButTwoWhenAllWriteBeforeAnyRe
 
 // Query values reach the page as text: markup in them is escaped, never
 // rendered (a reflected script would run in whoever follows a crafted link).
+// Page modules written against the page contract's earlier name still build:
+// modgraph::plugins names the same types as modgraph::pages.
+TEST(PageServer, TheEarlierPluginsNameIsThePageContract) {
+  static_assert(std::is_same_v<plugins::PageApi, pages::PageApi>);
+  static_assert(std::is_same_v<plugins::PageRequest, pages::PageRequest>);
+  static_assert(std::is_same_v<plugins::PageResult, pages::PageResult>);
+  EXPECT_EQ(plugins::EscapeHtml("<b>"), pages::EscapeHtml("<b>"));
+}
+
 TEST(PageServer, RequestInputIsEscapedInThePage) {
   ServedDev served(Policy::kAuto, 1, server::YieldOnce);
   for (const char* target :
